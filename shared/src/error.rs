@@ -1,0 +1,182 @@
+//! The library's one error type.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::error::SdkError;
+
+/// Everything that can go wrong in the session store.
+///
+/// The variants the Ruby gem treats as *hard* errors — a missing table, a failed
+/// conditional check, a missing secret key and a lock wait timeout — are distinct
+/// variants, and [`Error::is_hard`] tells them apart from the soft ones the default
+/// error handler may swallow.
+///
+/// SDK failures keep the SDK error as their [`source`](std::error::Error::source).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No secret key was configured. Session ids cannot be signed without one.
+    #[error(
+        "missing secret key: set it with ConfigBuilder::secret_key or AWS_DYNAMO_DB_SESSION_SECRET_KEY"
+    )]
+    MissingSecretKey,
+
+    /// The store was built without a DynamoDB client.
+    #[error(
+        "no DynamoDB client: set one with ConfigBuilder::dynamo_db_client or use SessionStore::from_env"
+    )]
+    MissingClient,
+
+    /// A configuration value could not be used. `origin` names where it came from
+    /// (an environment variable, a `file:key`, or a builder method).
+    #[error("invalid configuration value {value:?} for {origin}: {reason}")]
+    InvalidConfig {
+        /// Where the value came from, e.g. `AWS_DYNAMO_DB_SESSION_ENABLE_LOCKING`.
+        origin: String,
+        /// The offending value (never a secret: secrets are shown as `<redacted>`).
+        value: String,
+        /// Why it was refused.
+        reason: String,
+    },
+
+    /// The YAML configuration file could not be read or parsed.
+    #[error("cannot load configuration file {path}")]
+    ConfigFile {
+        /// The file's path.
+        path: std::path::PathBuf,
+        /// The I/O or YAML error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// The session table does not exist (hard error).
+    #[error("session table {table:?} does not exist")]
+    TableNotFound {
+        /// The table that was addressed.
+        table: String,
+        /// The SDK error.
+        #[source]
+        source: Box<aws_sdk_dynamodb::Error>,
+    },
+
+    /// A conditional write was refused by DynamoDB (hard error): the session was
+    /// removed or changed by someone else between this request's read and write.
+    #[error("conditional check failed on the session table")]
+    ConditionalCheckFailed {
+        /// The SDK error.
+        #[source]
+        source: Box<aws_sdk_dynamodb::Error>,
+    },
+
+    /// The session lock could not be acquired in time (hard error).
+    #[error("could not acquire the session lock within {waited:?}")]
+    LockWaitTimeout {
+        /// How long this request waited.
+        waited: Duration,
+    },
+
+    /// The session would not fit in one DynamoDB item. Nothing was written.
+    #[error("session too large: the item would be {size} bytes, the limit is {limit} bytes")]
+    SessionTooLarge {
+        /// The item size the write would have had.
+        size: usize,
+        /// The largest item size the store writes.
+        limit: usize,
+    },
+
+    /// Fresh ids kept colliding with existing sessions (practically impossible with
+    /// 256-bit ids unless the random source is broken).
+    #[error("could not allocate a unique session id after {attempts} attempts")]
+    IdCollision {
+        /// How many ids were tried.
+        attempts: u32,
+    },
+
+    /// Session data could not be encoded or decoded.
+    #[error("cannot serialize or deserialize session data")]
+    Serialization(#[source] serde_json::Error),
+
+    /// A stored item does not have the layout this store writes.
+    #[error("malformed session item: {0}")]
+    MalformedItem(String),
+
+    /// TTL is already enabled on another attribute of the table; DynamoDB allows one.
+    #[error("table {table:?} already has TTL on {enabled_on:?}; disable it first")]
+    TtlConflict {
+        /// The table.
+        table: String,
+        /// The attribute TTL is on.
+        enabled_on: String,
+    },
+
+    /// The table did not become active, or did not disappear, within the wait.
+    #[error("table {table:?} did not reach the expected state: {reason}")]
+    TableNotReady {
+        /// The table.
+        table: String,
+        /// What the waiter reported.
+        reason: String,
+    },
+
+    /// Any other DynamoDB failure (throttling, network, permissions, ...).
+    #[error("DynamoDB request failed")]
+    DynamoDb(#[source] Box<aws_sdk_dynamodb::Error>),
+}
+
+impl Error {
+    /// Whether this is one of the errors that always propagate, whatever the
+    /// error handler's `raise_errors` setting (the Ruby gem's hard errors).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dynamodb_session_store::Error;
+    ///
+    /// assert!(Error::MissingSecretKey.is_hard());
+    /// assert!(!Error::SessionTooLarge { size: 500_000, limit: 400_000 }.is_hard());
+    /// ```
+    pub fn is_hard(&self) -> bool {
+        matches!(
+            self,
+            Error::MissingSecretKey
+                | Error::MissingClient
+                | Error::TableNotFound { .. }
+                | Error::ConditionalCheckFailed { .. }
+                | Error::LockWaitTimeout { .. }
+        )
+    }
+
+    /// Classifies an SDK error from an operation on `table`.
+    pub(crate) fn from_sdk<E, R>(table: &str, err: SdkError<E, R>) -> Self
+    where
+        aws_sdk_dynamodb::Error: From<SdkError<E, R>>,
+    {
+        match aws_sdk_dynamodb::Error::from(err) {
+            e @ aws_sdk_dynamodb::Error::ResourceNotFoundException(_) => Error::TableNotFound {
+                table: table.to_owned(),
+                source: Box::new(e),
+            },
+            e @ aws_sdk_dynamodb::Error::ConditionalCheckFailedException(_) => {
+                Error::ConditionalCheckFailed {
+                    source: Box::new(e),
+                }
+            }
+            e => Error::DynamoDb(Box::new(e)),
+        }
+    }
+
+    pub(crate) fn invalid(
+        origin: impl Into<String>,
+        value: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Error::InvalidConfig {
+            origin: origin.into(),
+            value: value.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

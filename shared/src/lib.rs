@@ -1,0 +1,47 @@
+//! DynamoDB-backed HTTP sessions for Rust on AWS Lambda.
+//!
+//! The Rust successor of Amazon's Ruby gem `aws-sessionstore-dynamodb`: sessions live in a
+//! DynamoDB table, one item each, addressed by a keyed hash of a 256-bit id that travels in
+//! an HMAC-SHA256-signed cookie.
+//!
+//! * [`Config`] — every option of the gem, from code, the environment and a YAML file.
+//! * [`SessionStore`] — load, create, save, touch, renew and delete sessions.
+//! * [`SessionTable`] — create the table (on-demand, TTL on `expire_at`) and delete it.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use dynamodb_session_store::{SessionData, SessionStore};
+//!
+//! # async fn demo() -> Result<(), dynamodb_session_store::Error> {
+//! // AWS_DYNAMO_DB_SESSION_SECRET_KEY and friends come from the environment.
+//! let store = SessionStore::from_env().await?;
+//! store.create_table().await?;
+//!
+//! let mut data = SessionData::new();
+//! data.insert("cart".into(), serde_json::json!(["apple"]));
+//! let (id, record) = store.create(&data).await?;
+//! println!("Set-Cookie: session={}", store.cookie_value(&id));
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod config;
+mod error;
+mod error_handler;
+mod id;
+mod serializer;
+mod store;
+mod table;
+
+pub use config::{
+    BillingMode, Config, ConfigBuilder, ENV_PREFIX, LEGACY_ENV_PREFIX, MIN_SECRET_KEY_LEN,
+    SecretKey,
+};
+pub use error::{Error, Result};
+pub use error_handler::{DefaultErrorHandler, ErrorAction, ErrorHandler};
+pub use id::SessionId;
+pub use serializer::{JsonSerializer, SessionData, SessionSerializer};
+pub use store::{MAX_ITEM_BYTES, SessionRecord, SessionStore};
+pub use table::SessionTable;

@@ -1,0 +1,248 @@
+//! Test harness: a real DynamoDB-compatible server and one fresh table per test.
+//!
+//! When `AWS_ENDPOINT_URL_DYNAMODB` is unset, the first test of a test binary starts
+//! `moto_server` on a free loopback port (from `MOTO_SERVER`, the workspace's `.venv`, or the
+//! `PATH`) and every test of that binary shares it; the server dies with the test process.
+//! When it is set (DynamoDB Local, or a real account), the suite runs there instead, with the
+//! default AWS credential chain, and deletes the tables it made.
+
+use std::io::Write as _;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use dynamodb_session_store::{Config, ConfigBuilder, SessionStore, SessionTable};
+
+/// A secret key for tests (32+ bytes).
+pub const SECRET: &str = "test-secret-key-0123456789abcdef0123456789";
+/// Another secret key for rotation tests.
+pub const OTHER_SECRET: &str = "other-secret-key-abcdef0123456789abcdef01";
+
+/// Where the DynamoDB-compatible server is.
+#[derive(Debug, Clone)]
+pub enum Endpoint {
+    /// The moto server this process started.
+    Moto(String),
+    /// An endpoint given through `AWS_ENDPOINT_URL_DYNAMODB`.
+    External,
+}
+
+struct MotoServer {
+    url: String,
+    // Held open for the life of the process: when it closes, the watchdog kills moto.
+    _watchdog_stdin: Mutex<ChildStdin>,
+    _watchdog: Mutex<Child>,
+}
+
+static ENDPOINT: OnceLock<Endpoint> = OnceLock::new();
+static MOTO: OnceLock<MotoServer> = OnceLock::new();
+
+/// The endpoint the suite runs against, starting moto on first use if needed.
+pub fn endpoint() -> Endpoint {
+    ENDPOINT
+        .get_or_init(|| {
+            if std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_some() {
+                Endpoint::External
+            } else {
+                Endpoint::Moto(MOTO.get_or_init(start_moto).url.clone())
+            }
+        })
+        .clone()
+}
+
+/// The workspace root (parent of this crate).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_owned()
+}
+
+/// Path of the `moto_server` executable.
+pub fn moto_server_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("MOTO_SERVER") {
+        return path.into();
+    }
+    let venv = workspace_root().join(".venv/bin/moto_server");
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from("moto_server")
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral loopback port")
+}
+
+/// Waits until something accepts TCP connections on `addr`.
+pub fn wait_for_port(addr: SocketAddr, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn start_moto() -> MotoServer {
+    let port = free_port();
+    let moto = moto_server_path();
+    let log = std::env::temp_dir().join(format!("moto-{port}.log"));
+    // A shell watchdog: it starts moto, then blocks reading stdin. Our end of the pipe closes
+    // when this test process exits (however it exits), and the watchdog kills moto.
+    let script = r#"
+        "$0" -H 127.0.0.1 -p "$1" >"$2" 2>&1 &
+        pid=$!
+        read -r _ || true
+        kill "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    "#;
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(&moto)
+        .arg(port.to_string())
+        .arg(&log)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", moto.display()));
+    let stdin = child.stdin.take().expect("piped stdin");
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    if !wait_for_port(addr, Duration::from_secs(30)) {
+        let output = std::fs::read_to_string(&log).unwrap_or_default();
+        panic!(
+            "moto_server ({}) did not listen on {addr} within 30 s; is it installed \
+             (./scripts/test makes a venv with it)? Its output:\n{output}",
+            moto.display()
+        );
+    }
+    MotoServer {
+        url: format!("http://{addr}"),
+        _watchdog_stdin: Mutex::new(stdin),
+        _watchdog: Mutex::new(child),
+    }
+}
+
+/// A DynamoDB client for the suite's endpoint. Build one per test: SDK clients keep
+/// connections on the Tokio runtime that made them, and every test has its own runtime.
+pub async fn client() -> Client {
+    match endpoint() {
+        Endpoint::Moto(url) => Client::from_conf(
+            aws_sdk_dynamodb::Config::builder()
+                .behavior_version_latest()
+                .endpoint_url(url)
+                .region(Region::new("us-east-1"))
+                .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+                .build(),
+        ),
+        Endpoint::External => Client::new(&aws_config::load_from_env().await),
+    }
+}
+
+/// A unique table name for one test.
+pub fn table_name(test: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let safe: String = test
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(150)
+        .collect();
+    format!("sess-test-{safe}-{}-{n}", std::process::id())
+}
+
+/// One table for one test, deleted on drop when running against an external endpoint
+/// (moto's state dies with the server).
+pub struct TestTable {
+    /// The client the table was made with.
+    pub client: Client,
+    /// The table's name.
+    pub name: String,
+}
+
+impl TestTable {
+    /// Creates a fresh session table (on-demand, TTL on `expire_at`) for `test`.
+    pub async fn new(test: &str) -> TestTable {
+        let client = client().await;
+        let name = table_name(test);
+        SessionTable::new(&name)
+            .create(&client)
+            .await
+            .unwrap_or_else(|e| panic!("create table {name}: {e:?}"));
+        TestTable { client, name }
+    }
+
+    /// A config builder for this table with the test secret and client set.
+    pub fn config(&self) -> ConfigBuilder {
+        Config::builder()
+            .table_name(&self.name)
+            .secret_key(SECRET)
+            .dynamo_db_client(self.client.clone())
+    }
+
+    /// A store on this table, configured by `configure`.
+    pub fn store(&self, configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> SessionStore {
+        SessionStore::new(configure(self.config()).build().expect("valid config"))
+            .expect("store builds")
+    }
+
+    /// Every item in the table (a full scan: test tables are small).
+    pub async fn items(
+        &self,
+    ) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.name)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("scan");
+            items.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return items;
+            }
+        }
+    }
+}
+
+impl Drop for TestTable {
+    fn drop(&mut self) {
+        if matches!(endpoint(), Endpoint::Moto(_)) {
+            return;
+        }
+        let name = self.name.clone();
+        // Drop cannot await, and the test's runtime may be shutting down: use a thread
+        // with its own runtime.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                let client = client().await;
+                if let Err(e) = SessionTable::new(&name).delete(&client).await {
+                    let _ = writeln!(std::io::stderr(), "could not delete test table {name}: {e}");
+                }
+            });
+        })
+        .join();
+    }
+}

@@ -1,0 +1,429 @@
+//! The session store against a real DynamoDB-compatible server, one table per test.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use dynamodb_session_store::{Config, Error, MAX_ITEM_BYTES, SessionData, SessionStore};
+use integration_tests::{OTHER_SECRET, SECRET, TestTable};
+use serde_json::json;
+
+fn data(value: serde_json::Value) -> SessionData {
+    value.as_object().expect("an object").clone()
+}
+
+fn number(item: &std::collections::HashMap<String, AttributeValue>, name: &str) -> i64 {
+    item[name]
+        .as_n()
+        .unwrap_or_else(|_| panic!("{name} is N"))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn create_then_load_round_trips_data_and_timestamps() {
+    let table = TestTable::new("create_load").await;
+    let store = table.store(|c| c);
+    let (id, created) = store
+        .create(&data(json!({"user": 7, "roles": ["a"]})))
+        .await
+        .unwrap();
+
+    let loaded = store.load(&id).await.unwrap().expect("stored");
+    assert_eq!(loaded, created);
+    assert_eq!(loaded.data["user"], 7);
+    assert_eq!(loaded.created_at, loaded.updated_at);
+    assert_eq!(loaded.expire_at, None, "no limit configured, no expiry");
+}
+
+#[tokio::test]
+async fn item_layout_uses_a_keyed_hash_never_the_cookie() {
+    let table = TestTable::new("item_layout").await;
+    let store = table.store(|c| c.max_stale(std::time::Duration::from_secs(600)));
+    let (id, record) = store.create(&data(json!({"k": "v"}))).await.unwrap();
+    let cookie = store.cookie_value(&id);
+
+    let items = table.items().await;
+    assert_eq!(items.len(), 1);
+    let item = &items[0];
+    let key = item["session_id"].as_s().expect("hash key is S");
+    assert_ne!(key, &cookie);
+    assert!(!cookie.contains(key.as_str()) && !key.contains(cookie.split('.').next().unwrap()));
+    assert!(
+        store.verify_cookie(key).is_none(),
+        "the table key is not a cookie"
+    );
+    assert_eq!(item["data"].as_s().unwrap(), r#"{"k":"v"}"#);
+    let created = number(item, "created_at");
+    assert_eq!(number(item, "updated_at"), created);
+    assert_eq!(number(item, "expire_at"), created + 600);
+    assert_eq!(record.expire_at, Some(created + 600));
+    let mut names: Vec<_> = item.keys().cloned().collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "created_at",
+            "data",
+            "expire_at",
+            "session_id",
+            "updated_at"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn save_replaces_data_and_keeps_created_at() {
+    let table = TestTable::new("save").await;
+    let store = table.store(|c| c.max_stale(std::time::Duration::from_secs(600)));
+    let (id, mut record) = store.create(&data(json!({"n": 1}))).await.unwrap();
+    // Make the first write visibly older so the second one's timestamps must move.
+    rewind(&table, &store, &id, 100).await;
+    let before = store.load(&id).await.unwrap().unwrap();
+
+    record.data = data(json!({"n": 2}));
+    record.created_at = before.created_at;
+    let saved = store.save(&id, &record).await.unwrap();
+    let loaded = store.load(&id).await.unwrap().unwrap();
+    assert_eq!(loaded, saved);
+    assert_eq!(loaded.data["n"], 2);
+    assert_eq!(
+        loaded.created_at, before.created_at,
+        "created_at never changes"
+    );
+    assert!(loaded.updated_at >= before.updated_at + 100);
+    assert_eq!(loaded.expire_at, Some(loaded.updated_at + 600));
+}
+
+#[tokio::test]
+async fn touch_moves_expiry_without_rewriting_data() {
+    let table = TestTable::new("touch").await;
+    let store = table.store(|c| c.max_stale(std::time::Duration::from_secs(300)));
+    let (id, _) = store.create(&data(json!({"n": 1}))).await.unwrap();
+    rewind(&table, &store, &id, 100).await;
+    let before = store.load(&id).await.unwrap().unwrap();
+
+    // Pass stale data: touch must not write it.
+    let mut stale = before.clone();
+    stale.data = data(json!({"n": 999}));
+    let touched = store.touch(&id, &stale).await.unwrap();
+    let loaded = store.load(&id).await.unwrap().unwrap();
+    assert_eq!(loaded.data["n"], 1, "touch leaves data alone");
+    assert_eq!(loaded.updated_at, touched.updated_at);
+    assert!(loaded.updated_at >= before.updated_at + 100);
+    assert_eq!(loaded.expire_at, Some(loaded.updated_at + 300));
+    assert_eq!(loaded.created_at, before.created_at);
+}
+
+#[tokio::test]
+async fn delete_removes_the_item_and_tolerates_a_missing_one() {
+    let table = TestTable::new("delete").await;
+    let store = table.store(|c| c);
+    let (id, _) = store.create(&SessionData::new()).await.unwrap();
+    store.delete(&id).await.unwrap();
+    assert_eq!(store.load(&id).await.unwrap(), None);
+    assert!(table.items().await.is_empty());
+    store.delete(&id).await.expect("deleting twice is fine");
+}
+
+#[tokio::test]
+async fn save_after_delete_fails_and_does_not_resurrect() {
+    let table = TestTable::new("save_after_delete").await;
+    let store = table.store(|c| c);
+    let (id, record) = store.create(&data(json!({"n": 1}))).await.unwrap();
+    store.delete(&id).await.unwrap();
+    let err = store.save(&id, &record).await.unwrap_err();
+    assert!(
+        matches!(err, Error::ConditionalCheckFailed { .. }),
+        "{err:?}"
+    );
+    assert!(err.is_hard());
+    let err = store.touch(&id, &record).await.unwrap_err();
+    assert!(
+        matches!(err, Error::ConditionalCheckFailed { .. }),
+        "{err:?}"
+    );
+    assert!(table.items().await.is_empty());
+}
+
+#[tokio::test]
+async fn renew_moves_data_and_created_at_to_a_new_id() {
+    let table = TestTable::new("renew").await;
+    let store = table.store(|c| c);
+    let (old, _) = store.create(&data(json!({"cart": [1, 2]}))).await.unwrap();
+    rewind(&table, &store, &old, 50).await;
+    let record = store.load(&old).await.unwrap().unwrap();
+
+    let (new, renewed) = store.renew(&old, &record).await.unwrap();
+    assert_ne!(store.cookie_value(&new), store.cookie_value(&old));
+    assert_eq!(
+        store.load(&old).await.unwrap(),
+        None,
+        "old id no longer opens it"
+    );
+    let loaded = store.load(&new).await.unwrap().unwrap();
+    assert_eq!(loaded, renewed);
+    assert_eq!(loaded.data, record.data);
+    assert_eq!(loaded.created_at, record.created_at);
+    assert_eq!(table.items().await.len(), 1);
+}
+
+#[tokio::test]
+async fn forged_and_truncated_cookies_open_nothing() {
+    let table = TestTable::new("forged").await;
+    let store = table.store(|c| c);
+    let (id, _) = store.create(&data(json!({"secret": true}))).await.unwrap();
+    let cookie = store.cookie_value(&id);
+    let (id_part, tag_part) = cookie.split_once('.').unwrap();
+
+    let forged_by_other_key = table
+        .store(|c| c.secret_key(OTHER_SECRET))
+        .cookie_value(&store.verify_cookie(&cookie).unwrap());
+    for bad in [
+        String::new(),
+        cookie[..cookie.len() - 1].to_owned(),
+        cookie[..20].to_owned(),
+        id_part.to_owned(),
+        format!("{id_part}."),
+        format!("{id_part}.{}", "A".repeat(tag_part.len())),
+        format!("{}.{tag_part}", "A".repeat(id_part.len())),
+        forged_by_other_key,
+        format!("{cookie}x"),
+        cookie.to_uppercase(),
+    ] {
+        assert!(store.verify_cookie(&bad).is_none(), "accepted {bad:?}");
+    }
+    assert!(store.verify_cookie(&cookie).is_some());
+}
+
+#[tokio::test]
+async fn rotated_secret_still_opens_existing_sessions() {
+    let table = TestTable::new("rotation").await;
+    let old_store = table.store(|c| c);
+    let (id, _) = old_store.create(&data(json!({"user": 1}))).await.unwrap();
+    let cookie = old_store.cookie_value(&id);
+
+    let rotated = table.store(|c| c.secret_key(OTHER_SECRET).previous_secret_keys([SECRET]));
+    let verified = rotated
+        .verify_cookie(&cookie)
+        .expect("previous key verifies");
+    assert!(verified.signed_with_previous_key());
+    let loaded = rotated
+        .load(&verified)
+        .await
+        .unwrap()
+        .expect("found under the old key");
+    assert_eq!(loaded.data["user"], 1);
+
+    // Renewing moves it to the current key.
+    let (renewed, _) = rotated.renew(&verified, &loaded).await.unwrap();
+    assert!(!renewed.signed_with_previous_key());
+    let fresh_cookie = rotated.cookie_value(&renewed);
+    let only_new = table.store(|c| c.secret_key(OTHER_SECRET));
+    let again = only_new.verify_cookie(&fresh_cookie).expect("current key");
+    assert_eq!(
+        only_new.load(&again).await.unwrap().unwrap().data["user"],
+        1
+    );
+
+    // Once the old key is dropped, its cookies no longer verify.
+    assert!(only_new.verify_cookie(&cookie).is_none());
+}
+
+#[tokio::test]
+async fn colliding_id_never_takes_over_another_session() {
+    let table = TestTable::new("collision").await;
+    let store = table.store(|c| c);
+    let (first, _) = store
+        .create(&data(json!({"owner": "first"})))
+        .await
+        .unwrap();
+
+    store.force_next_ids([first.to_bytes()]);
+    let (second, _) = store
+        .create(&data(json!({"owner": "second"})))
+        .await
+        .unwrap();
+    assert_ne!(second, first, "a new id was drawn after the collision");
+    assert_eq!(
+        store.load(&first).await.unwrap().unwrap().data["owner"],
+        "first"
+    );
+    assert_eq!(
+        store.load(&second).await.unwrap().unwrap().data["owner"],
+        "second"
+    );
+
+    store.force_next_ids([first.to_bytes(); 3]);
+    let err = store
+        .create(&data(json!({"owner": "third"})))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::IdCollision { attempts: 3 }), "{err:?}");
+    assert_eq!(
+        store.load(&first).await.unwrap().unwrap().data["owner"],
+        "first"
+    );
+    assert_eq!(table.items().await.len(), 2);
+}
+
+#[tokio::test]
+async fn expired_items_count_as_absent_before_ttl_deletes_them() {
+    let table = TestTable::new("expired_on_read").await;
+    let store = table.store(|c| c);
+    let (id, _) = store.create(&data(json!({"n": 1}))).await.unwrap();
+    let now = now();
+    set_number(&table, "expire_at", now - 1).await;
+    assert_eq!(
+        store.load(&id).await.unwrap(),
+        None,
+        "expire_at in the past"
+    );
+    assert_eq!(
+        table.items().await.len(),
+        1,
+        "the item is still there, as under TTL lag"
+    );
+
+    set_number(&table, "expire_at", now + 3600).await;
+    assert!(
+        store.load(&id).await.unwrap().is_some(),
+        "expire_at in the future"
+    );
+
+    // Limits tightened after the write also apply on read.
+    set_number(&table, "updated_at", now - 120).await;
+    let strict = table.store(|c| c.max_stale(std::time::Duration::from_secs(60)));
+    assert_eq!(
+        strict.load(&id).await.unwrap(),
+        None,
+        "idle longer than max_stale"
+    );
+    set_number(&table, "created_at", now - 7200).await;
+    let absolute = table.store(|c| c.max_age(std::time::Duration::from_secs(3600)));
+    assert_eq!(
+        absolute.load(&id).await.unwrap(),
+        None,
+        "older than max_age"
+    );
+}
+
+#[tokio::test]
+async fn expire_at_is_the_earlier_of_idle_and_absolute_limits() {
+    let table = TestTable::new("expire_at").await;
+    let store = table.store(|c| {
+        c.max_stale(std::time::Duration::from_secs(600))
+            .max_age(std::time::Duration::from_secs(1000))
+    });
+    let (id, record) = store.create(&SessionData::new()).await.unwrap();
+    assert_eq!(record.expire_at, Some(record.created_at + 600));
+    // 500 s later, the absolute limit (created + 1000) comes before idle (now + 600).
+    set_number(&table, "created_at", record.created_at - 500).await;
+    let record = store.load(&id).await.unwrap().unwrap();
+    let saved = store.save(&id, &record).await.unwrap();
+    assert_eq!(saved.expire_at, Some(record.created_at + 1000));
+    assert_eq!(
+        store.load(&id).await.unwrap().unwrap().expire_at,
+        saved.expire_at
+    );
+}
+
+#[tokio::test]
+async fn oversize_session_is_refused_and_the_stored_one_stays_intact() {
+    let table = TestTable::new("size_limit").await;
+    let store = table.store(|c| c);
+    let (id, mut record) = store.create(&data(json!({"n": "original"}))).await.unwrap();
+    let limit = store.max_data_len();
+    assert!(limit < MAX_ITEM_BYTES && MAX_ITEM_BYTES < 405_000);
+
+    // `{"n":"…"}` is 8 bytes of JSON around the string.
+    let fits = data(json!({"n": "x".repeat(limit - 8)}));
+    assert_eq!(serde_json::to_string(&fits).unwrap().len(), limit);
+    let too_big = data(json!({"n": "x".repeat(limit - 7)}));
+
+    record.data = too_big.clone();
+    let err = store.save(&id, &record).await.unwrap_err();
+    assert!(
+        matches!(err, Error::SessionTooLarge { size, limit } if size == limit + 1),
+        "{err:?}"
+    );
+    assert_eq!(
+        store.load(&id).await.unwrap().unwrap().data["n"],
+        "original"
+    );
+
+    let err = store.create(&too_big).await.unwrap_err();
+    assert!(matches!(err, Error::SessionTooLarge { .. }), "{err:?}");
+    assert_eq!(table.items().await.len(), 1, "nothing written");
+
+    // Exactly at the limit the server accepts it.
+    record.data = fits.clone();
+    store.save(&id, &record).await.expect("at the limit");
+    assert_eq!(store.load(&id).await.unwrap().unwrap().data, fits);
+    let (big_id, _) = store.create(&fits).await.expect("create at the limit");
+    assert_eq!(store.load(&big_id).await.unwrap().unwrap().data, fits);
+}
+
+#[tokio::test]
+async fn missing_table_is_a_hard_error() {
+    let client = integration_tests::client().await;
+    let store = SessionStore::new(
+        Config::builder()
+            .table_name(integration_tests::table_name("never-created"))
+            .secret_key(SECRET)
+            .dynamo_db_client(client)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let err = store.create(&SessionData::new()).await.unwrap_err();
+    assert!(matches!(err, Error::TableNotFound { .. }), "{err:?}");
+    assert!(err.is_hard());
+    assert!(
+        std::error::Error::source(&err).is_some(),
+        "SDK error kept as source"
+    );
+}
+
+#[tokio::test]
+async fn missing_secret_fails_when_the_store_is_built() {
+    let client = integration_tests::client().await;
+    let config = Config::builder().dynamo_db_client(client).build().unwrap();
+    assert!(matches!(
+        SessionStore::new(config),
+        Err(Error::MissingSecretKey)
+    ));
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Sets a numeric attribute on the table's only item.
+async fn set_number(table: &TestTable, name: &str, value: i64) {
+    let items = table.items().await;
+    assert_eq!(items.len(), 1, "set_number needs exactly one item");
+    table
+        .client
+        .update_item()
+        .table_name(&table.name)
+        .key("session_id", items[0]["session_id"].clone())
+        .update_expression("SET #a = :v")
+        .expression_attribute_names("#a", name)
+        .expression_attribute_values(":v", AttributeValue::N(value.to_string()))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Moves the only item's timestamps `seconds` into the past.
+async fn rewind(
+    table: &TestTable,
+    store: &SessionStore,
+    id: &dynamodb_session_store::SessionId,
+    seconds: i64,
+) {
+    let record = store.load(id).await.unwrap().unwrap();
+    set_number(table, "created_at", record.created_at - seconds).await;
+    set_number(table, "updated_at", record.updated_at - seconds).await;
+}

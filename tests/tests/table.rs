@@ -1,0 +1,176 @@
+//! Table management against a real DynamoDB-compatible server.
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode as SdkBillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType, TimeToLiveStatus,
+};
+use dynamodb_session_store::{BillingMode, Error, SessionTable};
+use integration_tests::{client, table_name};
+
+async fn ttl(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> (Option<TimeToLiveStatus>, Option<String>) {
+    let d = client
+        .describe_time_to_live()
+        .table_name(table)
+        .send()
+        .await
+        .unwrap()
+        .time_to_live_description
+        .unwrap();
+    (d.time_to_live_status, d.attribute_name)
+}
+
+async fn exists(client: &aws_sdk_dynamodb::Client, table: &str) -> bool {
+    match client.describe_table().table_name(table).send().await {
+        Ok(_) => true,
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            false
+        }
+        Err(e) => panic!("describe_table: {e:?}"),
+    }
+}
+
+#[tokio::test]
+async fn create_makes_an_active_on_demand_table_with_ttl_and_delete_removes_it() {
+    let client = client().await;
+    let name = table_name("create_delete");
+    let table = SessionTable::new(&name);
+    let arn = table.create(&client).await.unwrap();
+    assert!(arn.ends_with(&format!("table/{name}")), "{arn}");
+
+    let described = client
+        .describe_table()
+        .table_name(&name)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    assert_eq!(described.table_status.unwrap().as_str(), "ACTIVE");
+    let key = &described.key_schema.unwrap()[0];
+    assert_eq!(
+        (key.attribute_name.as_str(), key.key_type.as_str()),
+        ("session_id", "HASH")
+    );
+    let attribute = &described.attribute_definitions.unwrap()[0];
+    assert_eq!(attribute.attribute_type.as_str(), "S");
+    assert_eq!(
+        described.billing_mode_summary.unwrap().billing_mode,
+        Some(SdkBillingMode::PayPerRequest)
+    );
+    assert_eq!(
+        ttl(&client, &name).await,
+        (Some(TimeToLiveStatus::Enabled), Some("expire_at".into()))
+    );
+
+    // Idempotent.
+    assert_eq!(table.create(&client).await.unwrap(), arn);
+
+    table.delete(&client).await.unwrap();
+    assert!(!exists(&client, &name).await);
+    table
+        .delete(&client)
+        .await
+        .expect("deleting a missing table is fine");
+}
+
+#[tokio::test]
+async fn create_on_an_existing_table_without_ttl_turns_ttl_on() {
+    let client = client().await;
+    let name = table_name("existing_without_ttl");
+    client
+        .create_table()
+        .table_name(&name)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("session_id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("session_id")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(SdkBillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(ttl(&client, &name).await.0, Some(TimeToLiveStatus::Enabled));
+
+    SessionTable::new(&name).create(&client).await.unwrap();
+    assert_eq!(
+        ttl(&client, &name).await,
+        (Some(TimeToLiveStatus::Enabled), Some("expire_at".into()))
+    );
+    SessionTable::new(&name).delete(&client).await.unwrap();
+}
+
+#[tokio::test]
+async fn provisioned_tables_get_the_configured_capacity_and_can_switch_to_on_demand() {
+    let client = client().await;
+    let name = table_name("provisioned");
+    let table = SessionTable::new(&name)
+        .key("sid")
+        .billing_mode(BillingMode::Provisioned, 7, 3);
+    table.create(&client).await.unwrap();
+    let described = client
+        .describe_table()
+        .table_name(&name)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    let throughput = described.provisioned_throughput.unwrap();
+    assert_eq!(
+        (
+            throughput.read_capacity_units,
+            throughput.write_capacity_units
+        ),
+        (Some(7), Some(3))
+    );
+    assert_eq!(described.key_schema.unwrap()[0].attribute_name, "sid");
+
+    let on_demand = SessionTable::new(&name).key("sid");
+    on_demand.update(&client).await.unwrap();
+    let described = client
+        .describe_table()
+        .table_name(&name)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    assert_eq!(
+        described.billing_mode_summary.and_then(|s| s.billing_mode),
+        Some(SdkBillingMode::PayPerRequest)
+    );
+    on_demand.delete(&client).await.unwrap();
+}
+
+#[tokio::test]
+async fn ttl_on_another_attribute_is_reported_not_overwritten() {
+    let client = client().await;
+    let name = table_name("ttl_conflict");
+    SessionTable::new(&name)
+        .ttl_attribute("gone_at")
+        .create(&client)
+        .await
+        .unwrap();
+    let err = SessionTable::new(&name).create(&client).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::TtlConflict { enabled_on, .. } if enabled_on == "gone_at"),
+        "{err:?}"
+    );
+    assert_eq!(ttl(&client, &name).await.1.as_deref(), Some("gone_at"));
+    SessionTable::new(&name).delete(&client).await.unwrap();
+}

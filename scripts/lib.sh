@@ -33,7 +33,7 @@ start_local_dynamodb() {
   fi
   local port="${1:-$(free_port)}"
   local log="${TMPDIR:-/tmp}/moto-$port.log"
-  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+  "$VENV/bin/python" "$ROOT/scripts/moto_server.py" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
   MOTO_PID=$!
   trap 'stop_local_dynamodb' EXIT
   for _ in $(seq 1 100); do

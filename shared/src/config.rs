@@ -62,6 +62,37 @@ impl std::str::FromStr for BillingMode {
     }
 }
 
+/// How concurrent requests on one session are kept from losing each other's updates.
+///
+/// | mode | reads | writes | cost per request | pick it when |
+/// |---|---|---|---|---|
+/// | `None` (default) | 1 GetItem | 1 write when something changed | lowest | requests on one session rarely overlap, or last-writer-wins is fine |
+/// | `Optimistic` | 1 GetItem | 1 conditional write; a conflict fails with 409 and the client retries | as `None`, plus retries under contention | overlaps are rare but must not lose updates |
+/// | `Pessimistic` | 1 UpdateItem that locks and reads | 1 UpdateItem that saves (or only releases) | 2 writes per request, plus one per retry while waiting (up to `lock_max_wait_time / lock_retry_delay`) | overlapping requests (parallel XHRs, double submits) must be serialized |
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Concurrency {
+    /// No coordination: the last write wins.
+    #[default]
+    None,
+    /// A `version` attribute; a save succeeds only if nobody saved since the read.
+    Optimistic,
+    /// The gem's pessimistic lock (`enable_locking`), done race-free.
+    Pessimistic,
+}
+
+impl std::str::FromStr for Concurrency {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "none" => Ok(Concurrency::None),
+            "optimistic" => Ok(Concurrency::Optimistic),
+            "pessimistic" => Ok(Concurrency::Pessimistic),
+            _ => Err("expected none, optimistic or pessimistic".into()),
+        }
+    }
+}
+
 /// A secret used to sign session ids. Its `Debug` output never shows the secret.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SecretKey(Arc<[u8]>);
@@ -133,8 +164,9 @@ pub struct Config {
     pub max_age: Option<Duration>,
     /// Idle limit, counted from the last write. Default none.
     pub max_stale: Option<Duration>,
-    /// Pessimistic locking. Default `false`.
-    pub enable_locking: bool,
+    /// Concurrency control. Default none; the gem's `enable_locking = true` means
+    /// [`Concurrency::Pessimistic`].
+    pub concurrency: Concurrency,
     /// Age after which another request may break a lock. Default 500 ms.
     pub lock_expiry_time: Duration,
     /// Wait between two attempts to take a lock. Default 500 ms.
@@ -168,7 +200,7 @@ impl fmt::Debug for Config {
             .field("error_handler", &self.error_handler)
             .field("max_age", &self.max_age)
             .field("max_stale", &self.max_stale)
-            .field("enable_locking", &self.enable_locking)
+            .field("concurrency", &self.concurrency)
             .field("lock_expiry_time", &self.lock_expiry_time)
             .field("lock_retry_delay", &self.lock_retry_delay)
             .field("lock_max_wait_time", &self.lock_max_wait_time)
@@ -275,8 +307,10 @@ impl ConfigBuilder {
         max_age: Duration;
         /// Idle limit.
         max_stale: Duration;
-        /// Pessimistic locking.
+        /// The gem's switch for pessimistic locking (`true` = [`Concurrency::Pessimistic`]).
         enable_locking: bool;
+        /// Concurrency control (none, optimistic, pessimistic).
+        concurrency: Concurrency;
         /// Age after which a lock may be broken.
         lock_expiry_time: Duration;
         /// Wait between lock attempts.
@@ -341,7 +375,7 @@ impl ConfigBuilder {
     ///     .build()
     ///     .unwrap();
     /// assert_eq!(config.table_name, "from-env");
-    /// assert!(config.enable_locking);
+    /// assert_eq!(config.concurrency, dynamodb_session_store::Concurrency::Pessimistic);
     ///
     /// let err = Config::builder()
     ///     .env([("AWS_DYNAMO_DB_SESSION_ENABLE_LOCKING", "maybe")])
@@ -386,6 +420,7 @@ impl ConfigBuilder {
         };
         let merged = self.explicit.or(env).or(file);
         let origins = merged.origins.clone();
+        let concurrency = resolve_concurrency(&merged)?;
         let raise_errors = merged.raise_errors.unwrap_or(false);
         let config = Config {
             table_name: merged.table_name.unwrap_or_else(|| "sessions".into()),
@@ -402,7 +437,7 @@ impl ConfigBuilder {
                 .unwrap_or_else(|| Arc::new(DefaultErrorHandler::new(raise_errors))),
             max_age: merged.max_age,
             max_stale: merged.max_stale,
-            enable_locking: merged.enable_locking.unwrap_or(false),
+            concurrency,
             lock_expiry_time: merged
                 .lock_expiry_time
                 .unwrap_or(Duration::from_millis(500)),
@@ -422,6 +457,27 @@ impl ConfigBuilder {
                 .unwrap_or_else(|| format!("{option} (default)"))
         })?;
         Ok(config)
+    }
+}
+
+/// `concurrency` and the gem's `enable_locking` must agree when both are given.
+fn resolve_concurrency(settings: &Settings) -> Result<Concurrency> {
+    match (settings.concurrency, settings.enable_locking) {
+        (Some(mode), Some(true)) if mode != Concurrency::Pessimistic => {
+            let origin = settings
+                .origins
+                .get("concurrency")
+                .cloned()
+                .unwrap_or_else(|| "concurrency".into());
+            Err(Error::invalid(
+                origin,
+                format!("{mode:?}").to_lowercase(),
+                "enable_locking=true asks for pessimistic locking; set only one of the two",
+            ))
+        }
+        (Some(mode), _) => Ok(mode),
+        (None, Some(true)) => Ok(Concurrency::Pessimistic),
+        (None, _) => Ok(Concurrency::None),
     }
 }
 
@@ -492,6 +548,7 @@ struct Settings {
     max_age: Option<Duration>,
     max_stale: Option<Duration>,
     enable_locking: Option<bool>,
+    concurrency: Option<Concurrency>,
     lock_expiry_time: Option<Duration>,
     lock_retry_delay: Option<Duration>,
     lock_max_wait_time: Option<Duration>,
@@ -504,7 +561,7 @@ struct Settings {
 
 /// The unit a bare integer means for a time option: the gem's unit.
 #[derive(Clone, Copy)]
-enum TimeUnit {
+pub(crate) enum TimeUnit {
     Seconds,
     Millis,
 }
@@ -530,6 +587,7 @@ impl Settings {
             max_age,
             max_stale,
             enable_locking,
+            concurrency,
             lock_expiry_time,
             lock_retry_delay,
             lock_max_wait_time,
@@ -572,6 +630,13 @@ impl Settings {
             "max_age" => self.max_age = Some(parse_time(value, origin, TimeUnit::Seconds)?),
             "max_stale" => self.max_stale = Some(parse_time(value, origin, TimeUnit::Seconds)?),
             "enable_locking" => self.enable_locking = Some(parse_bool(value, origin)?),
+            "concurrency" => {
+                self.concurrency = Some(
+                    value
+                        .parse()
+                        .map_err(|reason: String| Error::invalid(origin, value, reason))?,
+                )
+            }
             "lock_expiry_time" => {
                 self.lock_expiry_time = Some(parse_time(value, origin, TimeUnit::Millis)?)
             }
@@ -688,7 +753,7 @@ fn yaml_scalar_text(option: &str, value: &serde_yaml_ng::Value, origin: &str) ->
     }
 }
 
-fn parse_bool(value: &str, origin: &str) -> Result<bool> {
+pub(crate) fn parse_bool(value: &str, origin: &str) -> Result<bool> {
     match value.to_ascii_lowercase().as_str() {
         "true" => Ok(true),
         "false" => Ok(false),
@@ -702,7 +767,7 @@ fn parse_int(value: &str, origin: &str) -> Result<i64> {
         .map_err(|_| Error::invalid(origin, value, "expected an integer"))
 }
 
-fn parse_time(value: &str, origin: &str, unit: TimeUnit) -> Result<Duration> {
+pub(crate) fn parse_time(value: &str, origin: &str, unit: TimeUnit) -> Result<Duration> {
     if value.starts_with('-') {
         return Err(Error::invalid(origin, value, "a time must not be negative"));
     }
@@ -741,7 +806,7 @@ mod tests {
         assert_eq!((c.read_capacity, c.write_capacity), (10, 5));
         assert!(!c.raise_errors);
         assert_eq!((c.max_age, c.max_stale), (None, None));
-        assert!(!c.enable_locking);
+        assert_eq!(c.concurrency, Concurrency::None);
         assert_eq!(c.lock_expiry_time, Duration::from_millis(500));
         assert_eq!(c.lock_retry_delay, Duration::from_millis(500));
         assert_eq!(c.lock_max_wait_time, Duration::from_secs(1));

@@ -75,6 +75,16 @@ pub enum Error {
         waited: Duration,
     },
 
+    /// This request's lock was broken by another request (it outlived `lock_expiry_time`),
+    /// so its write was refused rather than overwrite the other request's session.
+    #[error("the session lock was taken over by another request; nothing was written")]
+    LockLost,
+
+    /// Another request saved the session since this one read it (optimistic concurrency);
+    /// nothing was written. Retry the request.
+    #[error("the session was changed by another request; nothing was written")]
+    VersionConflict,
+
     /// The session would not fit in one DynamoDB item. Nothing was written.
     #[error("session too large: the item would be {size} bytes, the limit is {limit} bytes")]
     SessionTooLarge {
@@ -96,6 +106,11 @@ pub enum Error {
     #[error("cannot serialize or deserialize session data")]
     Serialization(#[source] serde_json::Error),
 
+    /// The session could not be loaded earlier in this request and the error handler chose
+    /// to fail the request; later accesses get this.
+    #[error("the session is unavailable: loading it failed earlier in this request")]
+    SessionUnavailable,
+
     /// A stored item does not have the layout this store writes.
     #[error("malformed session item: {0}")]
     MalformedItem(String),
@@ -109,6 +124,20 @@ pub enum Error {
         enabled_on: String,
     },
 
+    /// The table exists with a different hash key than the one asked for; DynamoDB cannot
+    /// change a table's key.
+    #[error(
+        "table {table:?} has hash key {actual:?}, not {expected:?}; a key change needs a new table"
+    )]
+    TableKeyMismatch {
+        /// The table.
+        table: String,
+        /// The key asked for.
+        expected: String,
+        /// The table's actual hash key.
+        actual: String,
+    },
+
     /// The table did not become active, or did not disappear, within the wait.
     #[error("table {table:?} did not reach the expected state: {reason}")]
     TableNotReady {
@@ -117,6 +146,16 @@ pub enum Error {
         /// What the waiter reported.
         reason: String,
     },
+
+    /// Garbage collection was asked for with neither `max_age` nor `max_stale` set. Nothing
+    /// was deleted: DynamoDB's TTL already removes sessions whose `expire_at` has passed, and
+    /// a collector without a limit would only repeat it (the Ruby gem scanned the whole table
+    /// with an empty filter instead).
+    #[error(
+        "garbage collection needs a limit: set max_age (AWS_DYNAMO_DB_SESSION_MAX_AGE) or \
+         max_stale (AWS_DYNAMO_DB_SESSION_MAX_STALE), in seconds; nothing was deleted"
+    )]
+    NoGarbageLimits,
 
     /// Any other DynamoDB failure (throttling, network, permissions, ...).
     #[error("DynamoDB request failed")]
@@ -143,6 +182,8 @@ impl Error {
                 | Error::TableNotFound { .. }
                 | Error::ConditionalCheckFailed { .. }
                 | Error::LockWaitTimeout { .. }
+                | Error::LockLost
+                | Error::VersionConflict
         )
     }
 

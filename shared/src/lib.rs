@@ -7,6 +7,8 @@
 //! * [`Config`] — every option of the gem, from code, the environment and a YAML file.
 //! * [`SessionStore`] — load, create, save, touch, renew and delete sessions.
 //! * [`SessionTable`] — create the table (on-demand, TTL on `expire_at`) and delete it.
+//! * [`SessionLayer`] — a tower layer for `lambda_http` that gives every request a lazy
+//!   [`Session`] and writes it back only when needed.
 //!
 //! # Examples
 //!
@@ -27,21 +29,37 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "axum")]
+mod axum;
 mod config;
 mod error;
 mod error_handler;
+mod expression;
+mod gc;
 mod id;
+mod layer;
 mod serializer;
+mod session;
 mod store;
 mod table;
 
 pub use config::{
-    BillingMode, Config, ConfigBuilder, ENV_PREFIX, LEGACY_ENV_PREFIX, MIN_SECRET_KEY_LEN,
-    SecretKey,
+    BillingMode, Concurrency, Config, ConfigBuilder, ENV_PREFIX, LEGACY_ENV_PREFIX,
+    MIN_SECRET_KEY_LEN, SecretKey,
 };
 pub use error::{Error, Result};
 pub use error_handler::{DefaultErrorHandler, ErrorAction, ErrorHandler};
+pub use gc::{
+    CHECKPOINT_INTERVAL, CHECKPOINT_KEY, DEFAULT_CONCURRENCY, DEFAULT_MAX_RETRIES,
+    DEFAULT_PAGE_SIZE, DEFAULT_SEGMENTS, GarbageCollector, GcReport, MAX_SEGMENTS, PassStatus,
+    ScannedPage, collect_garbage,
+};
 pub use id::SessionId;
+pub use layer::{RequestSessionExt, SessionLayer, SessionService};
 pub use serializer::{JsonSerializer, SessionData, SessionSerializer};
+pub use session::Session;
+
+/// The cookie crate's `SameSite`, for [`SessionLayer::with_same_site`].
+pub use cookie::SameSite;
 pub use store::{MAX_ITEM_BYTES, SessionRecord, SessionStore};
 pub use table::SessionTable;

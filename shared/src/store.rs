@@ -15,13 +15,18 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::config::{self, Config};
+use crate::config::{self, Concurrency, Config};
 use crate::error::{Error, Result};
+use crate::expression::Expression;
 use crate::id::{Keyring, SessionId};
 use crate::serializer::SessionData;
 use crate::table::SessionTable;
@@ -41,6 +46,10 @@ pub(crate) const CREATED_AT: &str = "created_at";
 pub(crate) const UPDATED_AT: &str = "updated_at";
 pub(crate) const EXPIRE_AT: &str = "expire_at";
 
+pub(crate) const VERSION: &str = "version";
+pub(crate) const LOCKED_AT: &str = "locked_at";
+pub(crate) const LOCK_OWNER: &str = "lock_owner";
+
 /// A stored session as read or written.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionRecord {
@@ -52,6 +61,29 @@ pub struct SessionRecord {
     pub updated_at: i64,
     /// Unix seconds after which the session is dead, if a limit is configured.
     pub expire_at: Option<i64>,
+    /// The version read, under optimistic concurrency.
+    pub version: Option<u64>,
+    /// The lock this request holds on the item, under pessimistic locking.
+    pub(crate) lock: Option<LockToken>,
+}
+
+impl SessionRecord {
+    /// Whether this record holds the session's lock (pessimistic locking).
+    pub fn is_locked(&self) -> bool {
+        self.lock.is_some()
+    }
+}
+
+/// Identifies the request that holds a session's lock: random, unique per acquisition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LockToken(String);
+
+impl LockToken {
+    fn generate() -> Self {
+        let mut raw = [0u8; 16];
+        getrandom::fill(&mut raw).expect("the operating system's random source failed");
+        LockToken(URL_SAFE_NO_PAD.encode(raw))
+    }
 }
 
 impl SessionRecord {
@@ -109,7 +141,7 @@ pub struct SessionStore {
 struct Inner {
     config: Config,
     client: Client,
-    keyring: Keyring,
+    keyring: Arc<Keyring>,
     #[cfg(feature = "testing")]
     forced_ids: std::sync::Mutex<std::collections::VecDeque<[u8; 32]>>,
 }
@@ -145,7 +177,9 @@ impl SessionStore {
             .dynamo_db_client
             .clone()
             .ok_or(Error::MissingClient)?;
-        let keyring = Keyring::new(std::iter::once(secret).chain(&config.previous_secret_keys));
+        let keyring = Arc::new(Keyring::new(
+            std::iter::once(secret).chain(&config.previous_secret_keys),
+        ));
         Ok(SessionStore {
             inner: Arc::new(Inner {
                 config,
@@ -198,38 +232,76 @@ impl SessionStore {
         MAX_ITEM_BYTES - self.fixed_item_bytes()
     }
 
+    /// Checks that `data` would fit in one item, without writing anything.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SessionTooLarge`], or [`Error::Serialization`] if the data cannot be encoded.
+    pub fn check_size(&self, data: &SessionData) -> Result<()> {
+        self.encode(data).map(drop)
+    }
+
+    /// A store sharing this one's client and keys with other lifetime limits (the layer's
+    /// `expire_after` and `max_age` override the configuration's).
+    pub(crate) fn with_lifetimes(
+        &self,
+        max_age: Option<std::time::Duration>,
+        max_stale: Option<std::time::Duration>,
+    ) -> SessionStore {
+        let mut config = self.inner.config.clone();
+        config.max_age = max_age.or(config.max_age);
+        config.max_stale = max_stale.or(config.max_stale);
+        SessionStore {
+            inner: Arc::new(Inner {
+                config,
+                client: self.inner.client.clone(),
+                keyring: self.inner.keyring.clone(),
+                #[cfg(feature = "testing")]
+                forced_ids: Default::default(),
+            }),
+        }
+    }
+
+    /// Whether an unchanged session last written at `updated_at` is due for a touch: only
+    /// when an idle limit exists, after `touch_after` — capped at a tenth of the idle limit so
+    /// the expiry is never more than 10 % early.
+    pub(crate) fn touch_due(&self, record: &SessionRecord) -> bool {
+        let config = &self.inner.config;
+        let Some(idle) = config.idle_limit() else {
+            return false;
+        };
+        let interval = config.touch_after.min(idle / 10);
+        now().saturating_sub(record.updated_at) >= secs(interval).max(1)
+    }
+
     /// Reads a session. An item whose expiry has passed counts as absent, because DynamoDB's
     /// TTL deletes items up to about 48 hours late.
+    ///
+    /// With pessimistic locking ([`Concurrency::Pessimistic`]) this also takes the session's
+    /// lock, in the same call: a conditional UpdateItem that succeeds only when the item has no
+    /// lock or an expired one, and returns the item. A busy session is retried every
+    /// `lock_retry_delay` (plus jitter) until `lock_max_wait_time`. The lock is released by the
+    /// next [`save`](Self::save), [`touch`](Self::touch), [`release`](Self::release),
+    /// [`renew`](Self::renew) or [`delete`](Self::delete). A missing session needs no lock.
     ///
     /// # Errors
     ///
     /// [`Error::TableNotFound`], [`Error::DynamoDb`] for throttling and other failures,
-    /// [`Error::Serialization`] or [`Error::MalformedItem`] for an unreadable item. A failed
-    /// read is an error, never an empty session.
+    /// [`Error::LockWaitTimeout`] when the lock stays busy, [`Error::Serialization`] or
+    /// [`Error::MalformedItem`] for an unreadable item. A failed read is an error, never an
+    /// empty session.
     pub async fn load(&self, id: &SessionId) -> Result<Option<SessionRecord>> {
-        let config = &self.inner.config;
-        let output = self
-            .inner
-            .client
-            .get_item()
-            .table_name(&config.table_name)
-            .key(&config.table_key, self.key_value(id))
-            .projection_expression("#data, #created, #updated, #expire")
-            .expression_attribute_names("#data", DATA)
-            .expression_attribute_names("#created", CREATED_AT)
-            .expression_attribute_names("#updated", UPDATED_AT)
-            .expression_attribute_names("#expire", EXPIRE_AT)
-            .consistent_read(config.consistent_read)
-            .send()
-            .await
-            .map_err(|e| Error::from_sdk(&config.table_name, e))?;
-        let Some(item) = output.item else {
+        let record = match self.inner.config.concurrency {
+            Concurrency::Pessimistic => self.acquire(id).await?,
+            Concurrency::None | Concurrency::Optimistic => self.get(id).await?,
+        };
+        let Some(record) = record else {
             tracing::debug!("session not found");
             return Ok(None);
         };
-        let record = self.decode(&item)?;
-        if record.is_expired(config, now()) {
+        if record.is_expired(&self.inner.config, now()) {
             tracing::debug!("session found but expired");
+            self.release(id, &record).await?;
             return Ok(None);
         }
         Ok(Some(record))
@@ -247,7 +319,7 @@ impl SessionStore {
     }
 
     /// Moves a session to a fresh id: the data and `created_at` are kept, the old item is
-    /// deleted. Use it after a login to defeat session fixation.
+    /// deleted (which also drops its lock). Use it after a login to defeat session fixation.
     ///
     /// # Errors
     ///
@@ -266,93 +338,104 @@ impl SessionStore {
     }
 
     /// Writes new data for an existing session (`SET data, updated_at, expire_at`, keeping
-    /// `created_at`). `record.created_at` is the one read by [`load`](Self::load).
+    /// `created_at`); `record` is what [`load`](Self::load) returned, with new data. Under
+    /// pessimistic locking the same write releases the lock; under optimistic concurrency it
+    /// succeeds only if nobody saved since the read.
     ///
     /// # Errors
     ///
     /// [`Error::SessionTooLarge`] before any write, leaving the stored session intact;
     /// [`Error::ConditionalCheckFailed`] when the session no longer exists (deleted or
-    /// collected since it was read: it is not brought back).
+    /// collected since it was read: it is not brought back); [`Error::LockLost`] when another
+    /// request broke this one's expired lock; [`Error::VersionConflict`] when another request
+    /// saved first. In every case the stored session is left as it was.
     pub async fn save(&self, id: &SessionId, record: &SessionRecord) -> Result<SessionRecord> {
         let encoded = self.encode(&record.data)?;
-        let config = &self.inner.config;
         let now = now();
         let expire_at = self.expire_at(record.created_at, now);
-        let mut update = String::from(
-            "SET #data = :data, #updated = :now, #created = if_not_exists(#created, :now)",
-        );
-        let mut request = self
-            .inner
-            .client
-            .update_item()
-            .table_name(&config.table_name)
-            .key(&config.table_key, self.key_value(id))
-            .condition_expression("attribute_exists(#key)")
-            .expression_attribute_names("#key", &config.table_key)
-            .expression_attribute_names("#data", DATA)
-            .expression_attribute_names("#updated", UPDATED_AT)
-            .expression_attribute_names("#created", CREATED_AT)
-            .expression_attribute_names("#expire", EXPIRE_AT)
-            .expression_attribute_values(":data", AttributeValue::S(encoded))
-            .expression_attribute_values(":now", number(now));
-        match expire_at {
-            Some(t) => {
-                update.push_str(", #expire = :expire");
-                request = request.expression_attribute_values(":expire", number(t));
+        let mut e = Expression::default();
+        e.name("#data", DATA)
+            .name("#updated", UPDATED_AT)
+            .name("#created", CREATED_AT)
+            .value(":data", AttributeValue::S(encoded))
+            .value(":now", number(now))
+            .set("#data = :data")
+            .set("#updated = :now")
+            .set("#created = if_not_exists(#created, :now)");
+        self.set_expiry(&mut e, expire_at);
+        let version = match self.inner.config.concurrency {
+            Concurrency::Optimistic => {
+                let next = record.version.unwrap_or(0) + 1;
+                e.name("#version", VERSION)
+                    .value(":next_version", number(next as i64))
+                    .set("#version = :next_version");
+                match record.version {
+                    Some(read) => e
+                        .value(":read_version", number(read as i64))
+                        .condition("#version = :read_version"),
+                    None => e.condition("attribute_not_exists(#version)"),
+                };
+                Some(next)
             }
-            None => update.push_str(" REMOVE #expire"),
-        }
-        request
-            .update_expression(update)
-            .send()
-            .await
-            .map_err(|e| Error::from_sdk(&config.table_name, e))?;
+            _ => record.version,
+        };
+        self.guarded_update(id, record, e).await?;
         Ok(SessionRecord {
             data: record.data.clone(),
-            created_at: record.created_at,
             updated_at: now,
             expire_at,
+            version,
+            lock: None,
+            ..*record
         })
     }
 
-    /// Pushes an unchanged session's expiry forward (`SET updated_at, expire_at` only).
+    /// Pushes an unchanged session's expiry forward (`SET updated_at, expire_at` only), and
+    /// releases its lock if it holds one.
     ///
     /// # Errors
     ///
-    /// [`Error::ConditionalCheckFailed`] when the session no longer exists; DynamoDB errors.
+    /// [`Error::ConditionalCheckFailed`] when the session no longer exists;
+    /// [`Error::LockLost`]; DynamoDB errors.
     pub async fn touch(&self, id: &SessionId, record: &SessionRecord) -> Result<SessionRecord> {
-        let config = &self.inner.config;
         let now = now();
         let expire_at = self.expire_at(record.created_at, now);
-        let mut request = self
-            .inner
-            .client
-            .update_item()
-            .table_name(&config.table_name)
-            .key(&config.table_key, self.key_value(id))
-            .condition_expression("attribute_exists(#key)")
-            .expression_attribute_names("#key", &config.table_key)
-            .expression_attribute_names("#updated", UPDATED_AT)
-            .expression_attribute_names("#expire", EXPIRE_AT)
-            .expression_attribute_values(":now", number(now));
-        request = match expire_at {
-            Some(t) => request
-                .update_expression("SET #updated = :now, #expire = :expire")
-                .expression_attribute_values(":expire", number(t)),
-            None => request.update_expression("SET #updated = :now REMOVE #expire"),
-        };
-        request
-            .send()
-            .await
-            .map_err(|e| Error::from_sdk(&config.table_name, e))?;
+        let mut e = Expression::default();
+        e.name("#updated", UPDATED_AT)
+            .value(":now", number(now))
+            .set("#updated = :now");
+        self.set_expiry(&mut e, expire_at);
+        self.guarded_update(id, record, e).await?;
         Ok(SessionRecord {
+            data: record.data.clone(),
             updated_at: now,
             expire_at,
-            ..record.clone()
+            lock: None,
+            ..*record
         })
     }
 
-    /// Deletes a session. Deleting a session that does not exist is not an error.
+    /// Releases the lock `record` holds, writing nothing else. Without a lock it does
+    /// nothing. A lock that was already broken by another request is not an error here.
+    ///
+    /// # Errors
+    ///
+    /// DynamoDB errors.
+    pub async fn release(&self, id: &SessionId, record: &SessionRecord) -> Result<()> {
+        if record.lock.is_none() {
+            return Ok(());
+        }
+        match self.guarded_update(id, record, Expression::default()).await {
+            Err(Error::LockLost) => {
+                tracing::debug!("lock already taken over by another request");
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// Deletes a session (and so any lock on it). Deleting a session that does not exist is
+    /// not an error.
     ///
     /// # Errors
     ///
@@ -436,6 +519,10 @@ impl SessionStore {
             if let Some(t) = expire_at {
                 request = request.item(EXPIRE_AT, number(t));
             }
+            let version = (config.concurrency == Concurrency::Optimistic).then_some(1);
+            if let Some(v) = version {
+                request = request.item(VERSION, number(v as i64));
+            }
             match request
                 .send()
                 .await
@@ -447,6 +534,8 @@ impl SessionStore {
                         created_at,
                         updated_at: now,
                         expire_at,
+                        version,
+                        lock: None,
                     };
                     return Ok((id, record));
                 }
@@ -465,6 +554,153 @@ impl SessionStore {
 
     fn key_value(&self, id: &SessionId) -> AttributeValue {
         AttributeValue::S(self.inner.keyring.table_key(id))
+    }
+
+    /// The one GetItem: a strongly consistent (by default) read of the session attributes.
+    async fn get(&self, id: &SessionId) -> Result<Option<SessionRecord>> {
+        let config = &self.inner.config;
+        let output = self
+            .inner
+            .client
+            .get_item()
+            .table_name(&config.table_name)
+            .key(&config.table_key, self.key_value(id))
+            .projection_expression("#data, #created, #updated, #expire, #version")
+            .expression_attribute_names("#data", DATA)
+            .expression_attribute_names("#created", CREATED_AT)
+            .expression_attribute_names("#updated", UPDATED_AT)
+            .expression_attribute_names("#expire", EXPIRE_AT)
+            .expression_attribute_names("#version", VERSION)
+            .consistent_read(config.consistent_read)
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk(&config.table_name, e))?;
+        output.item.map(|item| self.decode(&item)).transpose()
+    }
+
+    /// Takes the session's lock and reads it in one call, waiting while another request
+    /// holds it. `None` when there is no such session.
+    async fn acquire(&self, id: &SessionId) -> Result<Option<SessionRecord>> {
+        let config = &self.inner.config;
+        let token = LockToken::generate();
+        let started = Instant::now();
+        loop {
+            let now_ms = now_millis();
+            let stale_before =
+                now_ms - i64::try_from(config.lock_expiry_time.as_millis()).unwrap_or(i64::MAX);
+            let mut e = Expression::default();
+            e.name("#key", &config.table_key)
+                .name("#locked", LOCKED_AT)
+                .name("#owner", LOCK_OWNER)
+                .value(":now_ms", number(now_ms))
+                .value(":token", AttributeValue::S(token.0.clone()))
+                .value(":stale_before", number(stale_before))
+                .set("#locked = :now_ms")
+                .set("#owner = :token")
+                .condition("attribute_exists(#key)")
+                // Breaking an expired lock is part of the same condition, so two waiters
+                // can never both win it.
+                .condition("attribute_not_exists(#locked) OR #locked < :stale_before");
+            let attempt = self
+                .update_request(id, &e)
+                .return_values(ReturnValue::AllNew)
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .send()
+                .await;
+            match attempt {
+                Ok(output) => {
+                    let item = output.attributes.unwrap_or_default();
+                    let mut record = self.decode(&item)?;
+                    record.lock = Some(token);
+                    return Ok(Some(record));
+                }
+                Err(err) => {
+                    let busy = match err.as_service_error() {
+                        Some(UpdateItemError::ConditionalCheckFailedException(failure)) => {
+                            failure.item.is_some()
+                        }
+                        _ => return Err(Error::from_sdk(&config.table_name, err)),
+                    };
+                    if !busy {
+                        return Ok(None);
+                    }
+                }
+            }
+            let waited = started.elapsed();
+            let delay = config.lock_retry_delay + jitter(config.lock_retry_delay / 4);
+            if waited + delay > config.lock_max_wait_time {
+                tracing::info!(
+                    waited_ms = waited.as_millis() as u64,
+                    "session lock wait timed out"
+                );
+                return Err(Error::LockWaitTimeout { waited });
+            }
+            tracing::debug!("session locked by another request; waiting");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Sends an UpdateItem guarded by what `record` holds: our lock (released by the same
+    /// write) or, without one, the item's existence.
+    async fn guarded_update(
+        &self,
+        id: &SessionId,
+        record: &SessionRecord,
+        mut e: Expression,
+    ) -> Result<()> {
+        let config = &self.inner.config;
+        match &record.lock {
+            Some(token) => {
+                e.name("#locked", LOCKED_AT)
+                    .name("#owner", LOCK_OWNER)
+                    .value(":token", AttributeValue::S(token.0.clone()))
+                    .remove("#locked")
+                    .remove("#owner")
+                    .condition("#owner = :token");
+            }
+            None => {
+                e.name("#key", &config.table_key)
+                    .condition("attribute_exists(#key)");
+            }
+        }
+        let locked = record.lock.is_some();
+        let versioned = e
+            .names()
+            .is_some_and(|names| names.contains_key("#version"));
+        self.update_request(id, &e)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|err| match Error::from_sdk(&config.table_name, err) {
+                Error::ConditionalCheckFailed { .. } if locked => Error::LockLost,
+                Error::ConditionalCheckFailed { .. } if versioned => Error::VersionConflict,
+                other => other,
+            })
+    }
+
+    /// The one UpdateItem builder: `e`'s clauses on the session's key.
+    fn update_request(&self, id: &SessionId, e: &Expression) -> UpdateItemFluentBuilder {
+        let config = &self.inner.config;
+        self.inner
+            .client
+            .update_item()
+            .table_name(&config.table_name)
+            .key(&config.table_key, self.key_value(id))
+            .set_update_expression(e.update_expression())
+            .set_condition_expression(e.condition_expression())
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+    }
+
+    /// `SET #expire = :expire`, or `REMOVE #expire` when no limit applies.
+    fn set_expiry(&self, e: &mut Expression, expire_at: Option<i64>) {
+        e.name("#expire", EXPIRE_AT);
+        match expire_at {
+            Some(t) => e.value(":expire", number(t)).set("#expire = :expire"),
+            None => e.remove("#expire"),
+        };
     }
 
     /// Bytes every item spends outside `data`'s value: attribute names, the key value, and a
@@ -502,6 +738,8 @@ impl SessionStore {
             created_at: read_number(item, CREATED_AT)?.unwrap_or(updated_at),
             updated_at,
             expire_at: read_number(item, EXPIRE_AT)?,
+            version: read_number(item, VERSION)?.map(|v| v.max(0) as u64),
+            lock: None,
         })
     }
 
@@ -515,6 +753,21 @@ impl SessionStore {
             (a, b) => a.or(b),
         }
     }
+}
+
+/// Unix milliseconds now (lock timestamps).
+fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// A random duration in `[0, max)`, so waiters spread out instead of retrying in step.
+fn jitter(max: Duration) -> Duration {
+    let nanos = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX).max(1);
+    let random = getrandom::u64().unwrap_or(0);
+    Duration::from_nanos(random % nanos)
 }
 
 /// Unix seconds now.
@@ -599,6 +852,8 @@ mod tests {
             created_at: 0,
             updated_at: 0,
             expire_at: None,
+            version: None,
+            lock: None,
         };
         let err = store.save(&id, &record).await.unwrap_err();
         assert!(matches!(err, Error::SessionTooLarge { .. }), "{err:?}");

@@ -107,7 +107,8 @@ impl SessionTable {
     /// # Errors
     ///
     /// [`Error::DynamoDb`] for refused requests, [`Error::TtlConflict`] when TTL is already
-    /// on for another attribute, [`Error::TableNotReady`] when the wait runs out.
+    /// on for another attribute, [`Error::TableKeyMismatch`] when an existing table has
+    /// another hash key, [`Error::TableNotReady`] when the wait runs out.
     pub async fn create(&self, client: &Client) -> Result<String> {
         let mut request = client
             .create_table()
@@ -243,12 +244,20 @@ impl SessionTable {
                 table: self.name.clone(),
                 reason: e.to_string(),
             })?;
-        Ok(waited
-            .into_result()
-            .ok()
-            .and_then(|out| out.table)
-            .and_then(|t| t.table_arn)
-            .unwrap_or_default())
+        let table = waited.into_result().ok().and_then(|out| out.table);
+        let hash_key = table
+            .as_ref()
+            .and_then(|t| t.key_schema.as_ref())
+            .and_then(|schema| schema.iter().find(|k| k.key_type == KeyType::Hash))
+            .map(|k| k.attribute_name.clone());
+        if let Some(actual) = hash_key.filter(|actual| *actual != self.key) {
+            return Err(Error::TableKeyMismatch {
+                table: self.name.clone(),
+                expected: self.key.clone(),
+                actual,
+            });
+        }
+        Ok(table.and_then(|t| t.table_arn).unwrap_or_default())
     }
 
     async fn ensure_ttl(&self, client: &Client) -> Result<()> {

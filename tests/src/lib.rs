@@ -1,8 +1,9 @@
 //! Test harness: a real DynamoDB-compatible server and one fresh table per test.
 //!
-//! When `AWS_ENDPOINT_URL_DYNAMODB` is unset, the first test of a test binary starts
-//! `moto_server` on a free loopback port (from `MOTO_SERVER`, the workspace's `.venv`, or the
-//! `PATH`) and every test of that binary shares it; the server dies with the test process.
+//! When `AWS_ENDPOINT_URL_DYNAMODB` is unset, the first test of a test binary starts moto's
+//! server (`scripts/moto_server.py`, with the Python from `MOTO_PYTHON`, the workspace's
+//! `.venv`, or the `PATH`) on a free loopback port, and every test of that binary shares it;
+//! the server dies with the test process.
 //! When it is set (DynamoDB Local, or a real account), the suite runs there instead, with the
 //! default AWS credential chain, and deletes the tables it made.
 
@@ -11,11 +12,13 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::{Credentials, Region};
+use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Credentials, Intercept, Region};
+use aws_sdk_dynamodb::error::BoxError;
 use dynamodb_session_store::{Config, ConfigBuilder, SessionStore, SessionTable};
 
 /// A secret key for tests (32+ bytes).
@@ -63,16 +66,16 @@ pub fn workspace_root() -> PathBuf {
         .to_owned()
 }
 
-/// Path of the `moto_server` executable.
-pub fn moto_server_path() -> PathBuf {
-    if let Some(path) = std::env::var_os("MOTO_SERVER") {
+/// The Python that has moto installed: `MOTO_PYTHON`, the workspace's `.venv`, or `python3`.
+pub fn moto_python() -> PathBuf {
+    if let Some(path) = std::env::var_os("MOTO_PYTHON") {
         return path.into();
     }
-    let venv = workspace_root().join(".venv/bin/moto_server");
+    let venv = workspace_root().join(".venv/bin/python");
     if venv.exists() {
         venv
     } else {
-        PathBuf::from("moto_server")
+        PathBuf::from("python3")
     }
 }
 
@@ -98,12 +101,14 @@ pub fn wait_for_port(addr: SocketAddr, timeout: Duration) -> bool {
 
 fn start_moto() -> MotoServer {
     let port = free_port();
-    let moto = moto_server_path();
+    let python = moto_python();
+    // moto's server, with each request applied atomically as DynamoDB does (see the script).
+    let launcher = workspace_root().join("scripts/moto_server.py");
     let log = std::env::temp_dir().join(format!("moto-{port}.log"));
     // A shell watchdog: it starts moto, then blocks reading stdin. Our end of the pipe closes
     // when this test process exits (however it exits), and the watchdog kills moto.
     let script = r#"
-        "$0" -H 127.0.0.1 -p "$1" >"$2" 2>&1 &
+        "$0" "$3" -H 127.0.0.1 -p "$1" >"$2" 2>&1 &
         pid=$!
         read -r _ || true
         kill "$pid" 2>/dev/null
@@ -112,20 +117,22 @@ fn start_moto() -> MotoServer {
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(script)
-        .arg(&moto)
+        .arg(&python)
         .arg(port.to_string())
         .arg(&log)
+        .arg(&launcher)
         .stdin(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", moto.display()));
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", python.display()));
     let stdin = child.stdin.take().expect("piped stdin");
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     if !wait_for_port(addr, Duration::from_secs(30)) {
         let output = std::fs::read_to_string(&log).unwrap_or_default();
         panic!(
-            "moto_server ({}) did not listen on {addr} within 30 s; is it installed \
+            "moto ({} {}) did not listen on {addr} within 30 s; is it installed \
              (./scripts/test makes a venv with it)? Its output:\n{output}",
-            moto.display()
+            python.display(),
+            launcher.display()
         );
     }
     MotoServer {
@@ -138,16 +145,105 @@ fn start_moto() -> MotoServer {
 /// A DynamoDB client for the suite's endpoint. Build one per test: SDK clients keep
 /// connections on the Tokio runtime that made them, and every test has its own runtime.
 pub async fn client() -> Client {
+    Client::from_conf(client_config().await.build())
+}
+
+/// The client configuration for the suite's endpoint, to add interceptors to.
+pub async fn client_config() -> aws_sdk_dynamodb::config::Builder {
     match endpoint() {
-        Endpoint::Moto(url) => Client::from_conf(
-            aws_sdk_dynamodb::Config::builder()
-                .behavior_version_latest()
-                .endpoint_url(url)
-                .region(Region::new("us-east-1"))
-                .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
-                .build(),
-        ),
-        Endpoint::External => Client::new(&aws_config::load_from_env().await),
+        Endpoint::Moto(url) => aws_sdk_dynamodb::Config::builder()
+            .behavior_version_latest()
+            .endpoint_url(url)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "tests")),
+        Endpoint::External => (&aws_config::load_from_env().await).into(),
+    }
+}
+
+/// The DynamoDB operation an interceptor sees, from its input type (client-level
+/// interceptors run before the operation's metadata is in the config bag).
+pub fn operation_name(context: &BeforeSerializationInterceptorContextRef<'_>) -> &'static str {
+    use aws_sdk_dynamodb::operation as op;
+    let input = context.input();
+    macro_rules! name_of {
+        ($($module:ident :: $input:ident => $name:literal),* $(,)?) => {
+            $(if input.downcast_ref::<op::$module::$input>().is_some() { return $name; })*
+        };
+    }
+    name_of!(
+        get_item::GetItemInput => "GetItem",
+        put_item::PutItemInput => "PutItem",
+        update_item::UpdateItemInput => "UpdateItem",
+        delete_item::DeleteItemInput => "DeleteItem",
+        scan::ScanInput => "Scan",
+        batch_write_item::BatchWriteItemInput => "BatchWriteItem",
+        query::QueryInput => "Query",
+        create_table::CreateTableInput => "CreateTable",
+        describe_table::DescribeTableInput => "DescribeTable",
+        delete_table::DeleteTableInput => "DeleteTable",
+        update_table::UpdateTableInput => "UpdateTable",
+        update_time_to_live::UpdateTimeToLiveInput => "UpdateTimeToLive",
+        describe_time_to_live::DescribeTimeToLiveInput => "DescribeTimeToLive",
+    );
+    "other"
+}
+
+/// Counts the DynamoDB operations a client performs (once per operation, not per retry).
+#[derive(Debug, Clone, Default)]
+pub struct CallCounter(Arc<Mutex<Vec<String>>>);
+
+impl CallCounter {
+    /// The operations since the last `take`, in order, e.g. `["GetItem", "UpdateItem"]`.
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut self.0.lock().unwrap())
+    }
+}
+
+impl Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "CallCounter"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(operation_name(context).to_owned());
+        Ok(())
+    }
+}
+
+/// Makes the named operations fail before they are sent, as a network failure would, while
+/// every other operation reaches the server.
+#[derive(Debug, Clone, Default)]
+pub struct FailOperations(Arc<Mutex<Vec<&'static str>>>);
+
+impl FailOperations {
+    /// Fails these operations from now on (replacing the previous list).
+    pub fn set(&self, operations: &[&'static str]) {
+        *self.0.lock().unwrap() = operations.to_vec();
+    }
+}
+
+impl Intercept for FailOperations {
+    fn name(&self) -> &'static str {
+        "FailOperations"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let operation = operation_name(context);
+        if self.0.lock().unwrap().contains(&operation) {
+            return Err(format!("injected failure of {operation}").into());
+        }
+        Ok(())
     }
 }
 
@@ -175,7 +271,27 @@ pub struct TestTable {
 impl TestTable {
     /// Creates a fresh session table (on-demand, TTL on `expire_at`) for `test`.
     pub async fn new(test: &str) -> TestTable {
-        let client = client().await;
+        Self::with_client(test, client().await).await
+    }
+
+    /// Creates a fresh session table whose client counts its calls and can be made to fail
+    /// chosen operations.
+    pub async fn instrumented(test: &str) -> (TestTable, CallCounter, FailOperations) {
+        let counter = CallCounter::default();
+        let faults = FailOperations::default();
+        let client = Client::from_conf(
+            client_config()
+                .await
+                .interceptor(counter.clone())
+                .interceptor(faults.clone())
+                .build(),
+        );
+        let table = Self::with_client(test, client).await;
+        counter.take();
+        (table, counter, faults)
+    }
+
+    async fn with_client(test: &str, client: Client) -> TestTable {
         let name = table_name(test);
         SessionTable::new(&name)
             .create(&client)

@@ -92,7 +92,10 @@ fn both_environment_forms_are_read_and_the_current_one_wins() {
         .build()
         .unwrap();
     assert_eq!(legacy.table_name, "legacy-name");
-    assert!(legacy.enable_locking);
+    assert_eq!(
+        legacy.concurrency,
+        dynamodb_session_store::Concurrency::Pessimistic
+    );
     assert!(legacy.secret_key.is_some());
 
     let both = Config::builder()
@@ -155,7 +158,10 @@ fn every_option_is_read_from_the_environment() {
     assert!(config.raise_errors);
     assert_eq!(config.max_age, Some(Duration::from_secs(86400)));
     assert_eq!(config.max_stale, Some(Duration::from_secs(3600)));
-    assert!(config.enable_locking);
+    assert_eq!(
+        config.concurrency,
+        dynamodb_session_store::Concurrency::Pessimistic
+    );
     assert_eq!(config.lock_expiry_time, Duration::from_millis(700));
     assert_eq!(config.lock_retry_delay, Duration::from_millis(100));
     assert_eq!(config.lock_max_wait_time, Duration::from_secs(2));

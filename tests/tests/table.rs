@@ -174,3 +174,27 @@ async fn ttl_on_another_attribute_is_reported_not_overwritten() {
     assert_eq!(ttl(&client, &name).await.1.as_deref(), Some("gone_at"));
     SessionTable::new(&name).delete(&client).await.unwrap();
 }
+
+#[tokio::test]
+async fn an_existing_table_with_another_key_is_refused() {
+    let client = client().await;
+    let name = table_name("key_mismatch");
+    SessionTable::new(&name)
+        .key("sid")
+        .create(&client)
+        .await
+        .unwrap();
+    for attempt in ["create", "update"] {
+        let table = SessionTable::new(&name);
+        let result = match attempt {
+            "create" => table.create(&client).await,
+            _ => table.update(&client).await,
+        };
+        let err = result.unwrap_err();
+        assert!(
+            matches!(&err, Error::TableKeyMismatch { actual, expected, .. } if actual == "sid" && expected == "session_id"),
+            "{attempt}: {err:?}"
+        );
+    }
+    SessionTable::new(&name).delete(&client).await.unwrap();
+}

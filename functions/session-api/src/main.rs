@@ -1,1 +1,15 @@
-fn main() {}
+//! The session-api Lambda: the demo routes behind the DynamoDB session layer.
+
+use lambda_http::Error;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    // Text or JSON, and the level, follow the function's logging configuration
+    // (AWS_LAMBDA_LOG_FORMAT, AWS_LAMBDA_LOG_LEVEL or RUST_LOG).
+    lambda_http::tracing::init_default_subscriber();
+
+    // Built once per cold start: the DynamoDB client, the keys, the secret.
+    let aws = aws_config::load_from_env().await;
+    let layer = session_api::layer_from_env(&aws, std::env::vars().collect()).await?;
+    lambda_http::run(session_api::app(layer)).await
+}

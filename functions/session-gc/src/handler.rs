@@ -1,0 +1,315 @@
+//! The scheduled event handler and its configuration.
+
+use std::error::Error as _;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::Client;
+use dynamodb_session_store::{
+    Config, DEFAULT_PAGE_SIZE, DEFAULT_SEGMENTS, Error, GarbageCollector, GcReport, MAX_SEGMENTS,
+};
+use lambda_runtime::{Context, Diagnostic, LambdaEvent};
+
+/// The event the function is invoked with: EventBridge's scheduled event (its detail is
+/// ignored, so any EventBridge event or `{ "detail-type": .., "source": .., "detail": {} }`
+/// does).
+pub type Event = aws_lambda_events::event::eventbridge::EventBridgeEvent;
+
+/// Parallel scan segments (1 to 1000; default 4). Changing it restarts a pass in progress.
+pub const SEGMENTS_VAR: &str = "AWS_DYNAMO_DB_SESSION_GC_SEGMENTS";
+/// Items a scan page evaluates (1 to 10,000; default 500).
+pub const PAGE_SIZE_VAR: &str = "AWS_DYNAMO_DB_SESSION_GC_PAGE_SIZE";
+/// Most deletes per second (default: no limit).
+pub const RATE_LIMIT_VAR: &str = "AWS_DYNAMO_DB_SESSION_GC_RATE_LIMIT";
+
+/// Time kept back from the invocation's deadline: the collector stops and saves its progress
+/// this long before Lambda would kill it.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
+
+/// 2000-01-01T00:00:00Z in Unix milliseconds: no real deadline is earlier.
+const YEAR_2000_MS: u64 = 946_684_800_000;
+/// The longest a Lambda invocation may run.
+const LAMBDA_MAX_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// Largest page accepted: DynamoDB returns at most 1 MB per page anyway.
+const MAX_PAGE_SIZE: u32 = 10_000;
+
+/// The `session-gc` Lambda handler: a configured [`GarbageCollector`] run once per event.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), lambda_runtime::Error> {
+/// let aws = aws_config::load_from_env().await;
+/// let handler = session_gc::Handler::from_env(
+///     std::env::vars(),
+///     aws_sdk_dynamodb::Client::new(&aws),
+/// )?;
+/// lambda_runtime::run(lambda_runtime::service_fn(|event| handler.handle(event))).await
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Handler {
+    collector: GarbageCollector,
+    deadline_margin: Duration,
+}
+
+impl Handler {
+    /// Reads the configuration from `vars` (the process environment in production, a map in
+    /// tests): the session store's `AWS_DYNAMO_DB_SESSION_*` variables and the collector's
+    /// [`SEGMENTS_VAR`], [`PAGE_SIZE_VAR`] and [`RATE_LIMIT_VAR`]. An empty collector
+    /// variable counts as unset.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] naming the variable and its value when one does not parse or
+    /// is out of range; [`Error::NoGarbageLimits`] when neither `MAX_AGE` nor `MAX_STALE` is
+    /// set; [`Error::ConfigFile`] when a configuration file cannot be read.
+    pub fn from_env<K, V>(
+        vars: impl IntoIterator<Item = (K, V)>,
+        client: Client,
+    ) -> Result<Self, Error>
+    where
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let vars: Vec<(String, String)> = vars
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        let config = Config::builder().env(vars.iter().cloned()).build()?;
+        let segments = whole_number(&vars, SEGMENTS_VAR, 1, MAX_SEGMENTS)?;
+        let page_size = whole_number(&vars, PAGE_SIZE_VAR, 1, MAX_PAGE_SIZE)?;
+        let rate_limit = whole_number(&vars, RATE_LIMIT_VAR, 1, u32::MAX)?;
+        let collector = GarbageCollector::new(client, &config)?
+            .with_segments(segments.unwrap_or(DEFAULT_SEGMENTS))
+            .with_page_size(page_size.unwrap_or(DEFAULT_PAGE_SIZE))
+            .with_rate_limit(rate_limit.unwrap_or(0));
+        tracing::info!(
+            table = %config.table_name,
+            max_age = ?config.max_age,
+            max_stale = ?config.max_stale,
+            collector = ?collector,
+            "session garbage collector configured"
+        );
+        Ok(Handler {
+            collector,
+            deadline_margin: DEADLINE_MARGIN,
+        })
+    }
+
+    /// Stops this long before the invocation's deadline instead of [`DEADLINE_MARGIN`].
+    pub fn with_deadline_margin(mut self, margin: Duration) -> Self {
+        self.deadline_margin = margin;
+        self
+    }
+
+    /// The collector the handler runs.
+    pub fn collector(&self) -> &GarbageCollector {
+        &self.collector
+    }
+
+    /// Runs the collector until the pass is complete or the invocation's deadline (less the
+    /// margin) nears, and returns what it did.
+    ///
+    /// # Errors
+    ///
+    /// A [`Diagnostic`] carrying the whole error chain when DynamoDB fails for good; the
+    /// progress made before is saved when possible, and the next invocation resumes.
+    pub async fn handle(&self, event: LambdaEvent<Event>) -> Result<GcReport, Diagnostic> {
+        let (event, context) = event.into_parts();
+        tracing::info!(
+            source = %event.source,
+            detail_type = %event.detail_type,
+            "collecting session garbage"
+        );
+        let deadline = deadline_of(&context, self.deadline_margin);
+        let budget = deadline.saturating_duration_since(Instant::now());
+        if budget.is_zero() {
+            tracing::warn!(
+                margin = ?self.deadline_margin,
+                "no time left before the invocation's deadline: give the function a timeout \
+                 well above the margin"
+            );
+        }
+        tracing::debug!(?budget, "time budget of this invocation");
+        self.collector
+            .collect(deadline)
+            .await
+            .map_err(|e| Diagnostic {
+                error_type: "SessionGarbageCollectionFailed".into(),
+                error_message: chain(&e),
+            })
+    }
+}
+
+/// The invocation's deadline (Unix milliseconds in the context) as an `Instant`, less `margin`.
+///
+/// Some local emulators send a time budget instead of a Unix time (`cargo lambda watch`
+/// sends `600000`); a value that cannot be a Unix time of this century is read as such a
+/// budget, capped at Lambda's 15-minute maximum.
+fn deadline_of(context: &Context, margin: Duration) -> Instant {
+    let remaining = if context.deadline < YEAR_2000_MS {
+        tracing::warn!(
+            deadline_ms = context.deadline,
+            "the invocation's deadline is not a Unix time (a local emulator?); reading it as \
+             a time budget"
+        );
+        Duration::from_millis(context.deadline).min(LAMBDA_MAX_TIMEOUT)
+    } else {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        Duration::from_millis(context.deadline.saturating_sub(now_ms))
+    };
+    Instant::now() + remaining.saturating_sub(margin)
+}
+
+/// An error and its sources, `: `-separated, for the Lambda error response.
+fn chain(error: &Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+/// A whole number from `min` to `max` read from the variable `name`; `None` when unset or
+/// empty.
+fn whole_number(
+    vars: &[(String, String)],
+    name: &str,
+    min: u32,
+    max: u32,
+) -> Result<Option<u32>, Error> {
+    // The last occurrence wins, as when a map is built from the list.
+    let Some((_, raw)) = vars.iter().rev().find(|(var, _)| var == name) else {
+        return Ok(None);
+    };
+    let value = raw.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    match value.parse::<u32>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+        _ => Err(Error::InvalidConfig {
+            origin: name.to_owned(),
+            value: raw.clone(),
+            reason: format!("expected a whole number from {min} to {max}"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A client that is never called: these tests stop before any request.
+    fn offline_client() -> Client {
+        Client::from_conf(
+            aws_sdk_dynamodb::Config::builder()
+                .behavior_version_latest()
+                .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+                .build(),
+        )
+    }
+
+    fn from_env(vars: &[(&str, &str)]) -> Result<Handler, Error> {
+        Handler::from_env(vars.iter().copied(), offline_client())
+    }
+
+    #[test]
+    fn reads_the_store_and_collector_variables() {
+        let handler = from_env(&[
+            ("AWS_DYNAMO_DB_SESSION_TABLE_NAME", "my-sessions"),
+            ("AWS_DYNAMO_DB_SESSION_MAX_STALE", "1800"),
+            (SEGMENTS_VAR, "8"),
+            (PAGE_SIZE_VAR, " 100 "),
+            (RATE_LIMIT_VAR, ""),
+        ])
+        .unwrap();
+        let described = format!("{:?}", handler.collector());
+        for expected in [
+            "\"my-sessions\"",
+            "segments: 8",
+            "page_size: 100",
+            "rate_limit: None",
+            "max_stale: Some(1800s)",
+        ] {
+            assert!(described.contains(expected), "{expected} in {described}");
+        }
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_the_value() {
+        for (var, value) in [
+            (SEGMENTS_VAR, "0"),
+            (SEGMENTS_VAR, "1001"),
+            (PAGE_SIZE_VAR, "many"),
+            (RATE_LIMIT_VAR, "-5"),
+            ("AWS_DYNAMO_DB_SESSION_MAX_AGE", "soon"),
+        ] {
+            let err =
+                from_env(&[("AWS_DYNAMO_DB_SESSION_MAX_STALE", "60"), (var, value)]).unwrap_err();
+            match &err {
+                Error::InvalidConfig {
+                    origin, value: v, ..
+                } => assert_eq!((origin.as_str(), v.as_str()), (var, value)),
+                other => panic!("{var}={value}: unexpected {other:?}"),
+            }
+            let message = err.to_string();
+            assert!(
+                message.contains(var) && message.contains(value),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_limit_is_refused() {
+        let err = from_env(&[("AWS_DYNAMO_DB_SESSION_TABLE_NAME", "my-sessions")]).unwrap_err();
+        assert!(matches!(err, Error::NoGarbageLimits), "{err:?}");
+    }
+
+    #[test]
+    fn the_deadline_keeps_the_margin() {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let mut context = Context::default();
+        context.deadline = now_ms + 60_000;
+        let before = Instant::now();
+        let deadline = deadline_of(&context, Duration::from_secs(5));
+        let budget = deadline.duration_since(before);
+        // The context has millisecond resolution.
+        assert!(budget <= Duration::from_millis(55_001), "{budget:?}");
+        assert!(budget > Duration::from_secs(50), "{budget:?}");
+
+        context.deadline = now_ms - 1_000;
+        assert!(deadline_of(&context, Duration::from_secs(5)) <= Instant::now());
+    }
+
+    #[test]
+    fn an_emulators_budget_is_read_as_one() {
+        let mut context = Context::default();
+        context.deadline = 600_000;
+        let before = Instant::now();
+        let budget = deadline_of(&context, Duration::from_secs(2)).duration_since(before);
+        assert!(budget <= Duration::from_secs(599), "{budget:?}");
+        assert!(budget > Duration::from_secs(590), "{budget:?}");
+        context.deadline = 0;
+        assert!(deadline_of(&context, Duration::from_secs(2)) <= Instant::now());
+    }
+
+    #[test]
+    fn the_fixture_is_a_scheduled_event() {
+        let event: Event =
+            serde_json::from_str(include_str!("../../../tests/data/scheduled-event.json")).unwrap();
+        assert_eq!(event.source, "aws.events");
+        assert_eq!(event.detail_type, "Scheduled Event");
+    }
+}

@@ -1,0 +1,29 @@
+//! The session garbage collector as a Lambda function, run by an EventBridge schedule.
+//!
+//! Every invocation runs [`GarbageCollector::collect`](dynamodb_session_store::GarbageCollector::collect)
+//! until shortly before the invocation's deadline. A pass over a big table spans several
+//! invocations: each one saves its progress in a checkpoint item in the session table and the
+//! next scheduled one continues from it (see
+//! [`GarbageCollector`](dynamodb_session_store::GarbageCollector)). It stops
+//! [`DEADLINE_MARGIN`] before the deadline; give the function a timeout of a few minutes.
+//!
+//! Configuration comes from the environment, read once per cold start:
+//!
+//! | variable | default | |
+//! |---|---|---|
+//! | `AWS_DYNAMO_DB_SESSION_TABLE_NAME` | `sessions` | the session table |
+//! | `AWS_DYNAMO_DB_SESSION_TABLE_KEY` | `session_id` | its hash key attribute |
+//! | `AWS_DYNAMO_DB_SESSION_MAX_AGE` | none | seconds since creation (or `7d`, `12h`, ...) |
+//! | `AWS_DYNAMO_DB_SESSION_MAX_STALE` | none | seconds since the last write |
+//! | `AWS_DYNAMO_DB_SESSION_GC_SEGMENTS` | 4 | parallel scan segments, 1 to 1000 |
+//! | `AWS_DYNAMO_DB_SESSION_GC_PAGE_SIZE` | 500 | items a scan page evaluates |
+//! | `AWS_DYNAMO_DB_SESSION_GC_RATE_LIMIT` | none | most deletes per second |
+//!
+//! At least one of `MAX_AGE` and `MAX_STALE` must be set. Every other session store variable
+//! (for example `AWS_DYNAMO_DB_SESSION_CONFIG_FILE`) is read too and checked the same way.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod handler;
+
+pub use handler::{DEADLINE_MARGIN, Event, Handler, PAGE_SIZE_VAR, RATE_LIMIT_VAR, SEGMENTS_VAR};

@@ -1,0 +1,29 @@
+//! The session table's CloudFormation custom resource (`Custom::SessionTable`).
+//!
+//! A Lambda handler for CloudFormation's Create, Update and Delete requests that manages the
+//! session table with the library's own [`SessionTable`](dynamodb_session_store::SessionTable)
+//! (on-demand or provisioned, TTL on `expire_at`), and always answers CloudFormation:
+//! bad properties, DynamoDB errors, panics and an approaching deadline all end in a FAILED
+//! answer with a reason rather than in silence.
+//!
+//! | property | default | |
+//! |---|---|---|
+//! | `TableName` | required | the table; also the resource's physical id |
+//! | `TableKey` | `session_id` | hash key attribute (type S) |
+//! | `BillingMode` | `PAY_PER_REQUEST` | or `PROVISIONED` |
+//! | `ReadCapacity` / `WriteCapacity` | 10 / 5 | provisioned tables only |
+//! | `TimeToLiveAttribute` | `expire_at` | the attribute DynamoDB's TTL reads |
+//!
+//! `!GetAtt` reads `TableName` and `TableArn`.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod handler;
+mod properties;
+mod response;
+
+pub use handler::{CREATE_FAILED_PREFIX, Handler, Options, Request, http_client};
+pub use properties::{
+    DEFAULT_TABLE_KEY, InvalidProperty, is_valid_table_name, table_from_properties, table_key_of,
+};
+pub use response::{Delivery, DeliveryFailed, Echo, Outcome, deliver, describe, response_body};

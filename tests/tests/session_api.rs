@@ -1,0 +1,863 @@
+//! The session layer and the session-api routes against a real DynamoDB-compatible server:
+//! the gem's integration spec, the call counts per request kind, cookies, errors.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use dynamodb_session_store::{RequestSessionExt, SessionLayer, SessionStore};
+use integration_tests::{CallCounter, FailOperations, OTHER_SECRET, SECRET, TestTable};
+use lambda_http::http::{HeaderMap, Method, StatusCode, header};
+use lambda_http::tower::{Layer, Service, ServiceExt, service_fn};
+use lambda_http::{Body, Request, Response};
+use serde_json::{Value, json};
+
+/// session-api's routes on a fresh table, with counted DynamoDB calls.
+struct Api {
+    table: TestTable,
+    calls: CallCounter,
+    faults: FailOperations,
+    layer: SessionLayer,
+}
+
+/// One response, decoded.
+#[derive(Debug)]
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Value,
+}
+
+impl Reply {
+    /// The `Set-Cookie` header for the session cookie, if any.
+    fn set_cookie(&self) -> Option<String> {
+        let mut all = self.headers.get_all(header::SET_COOKIE).iter();
+        let first = all.next().map(|v| v.to_str().unwrap().to_owned());
+        assert!(all.next().is_none(), "at most one Set-Cookie");
+        first
+    }
+
+    /// The cookie value a browser would send back (`session=<value>`).
+    fn cookie(&self) -> String {
+        let set_cookie = self.set_cookie().expect("a Set-Cookie header");
+        set_cookie.split(';').next().unwrap().to_owned()
+    }
+}
+
+impl Api {
+    async fn new(test: &str, layer: impl FnOnce(SessionLayer) -> SessionLayer) -> Api {
+        Self::with_store(test, |c| c, layer).await
+    }
+
+    async fn with_store(
+        test: &str,
+        config: impl FnOnce(
+            dynamodb_session_store::ConfigBuilder,
+        ) -> dynamodb_session_store::ConfigBuilder,
+        layer: impl FnOnce(SessionLayer) -> SessionLayer,
+    ) -> Api {
+        let (table, calls, faults) = TestTable::instrumented(test).await;
+        let layer = layer(SessionLayer::new(table.store(config)));
+        Api {
+            table,
+            calls,
+            faults,
+            layer,
+        }
+    }
+
+    async fn call(&self, method: Method, path: &str, cookie: Option<&str>, body: &str) -> Reply {
+        let mut request = Request::new(Body::from(body));
+        *request.method_mut() = method;
+        *request.uri_mut() = path.parse().unwrap();
+        if let Some(cookie) = cookie {
+            request.headers_mut().insert(
+                header::COOKIE,
+                format!("other=1; {cookie}").parse().unwrap(),
+            );
+        }
+        let response = session_api::app(self.layer.clone())
+            .oneshot(request)
+            .await
+            .unwrap();
+        decode(response)
+    }
+
+    async fn get(&self, path: &str, cookie: Option<&str>) -> Reply {
+        self.call(Method::GET, path, cookie, "").await
+    }
+
+    async fn only_item(&self) -> std::collections::HashMap<String, AttributeValue> {
+        let mut items = self.table.items().await;
+        assert_eq!(items.len(), 1, "exactly one session item");
+        items.pop().unwrap()
+    }
+
+    /// Moves the only item's `updated_at` (and `created_at`) `seconds` into the past.
+    async fn rewind(&self, seconds: i64) {
+        let item = self.only_item().await;
+        let shift = |name: &str| {
+            let n: i64 = item[name].as_n().unwrap().parse().unwrap();
+            AttributeValue::N((n - seconds).to_string())
+        };
+        self.table
+            .client
+            .update_item()
+            .table_name(&self.table.name)
+            .key("session_id", item["session_id"].clone())
+            .update_expression("SET updated_at = :u, created_at = :c")
+            .expression_attribute_values(":u", shift("updated_at"))
+            .expression_attribute_values(":c", shift("created_at"))
+            .send()
+            .await
+            .unwrap();
+        self.calls.take();
+    }
+}
+
+fn decode(response: Response<Body>) -> Reply {
+    let (parts, body) = response.into_parts();
+    let body = match body.as_ref() {
+        [] => Value::Null,
+        bytes => serde_json::from_slice(bytes).expect("JSON body"),
+    };
+    Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+fn number(item: &std::collections::HashMap<String, AttributeValue>, name: &str) -> i64 {
+    item[name].as_n().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn set_cookie_on_the_first_response_and_not_on_the_second() {
+    let api = Api::new("first_second", |l| l).await;
+    let first = api.get("/counter", None).await;
+    assert_eq!(
+        (first.status, &first.body),
+        (StatusCode::OK, &json!({"count": 1}))
+    );
+    let set_cookie = first.set_cookie().expect("new session sets a cookie");
+    for attribute in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"] {
+        assert!(
+            set_cookie.contains(attribute),
+            "{set_cookie} lacks {attribute}"
+        );
+    }
+    assert!(
+        !set_cookie.contains("Max-Age"),
+        "a browser-session cookie by default"
+    );
+    assert_eq!(
+        api.calls.take(),
+        ["PutItem"],
+        "a new session is one write, no read"
+    );
+
+    let second = api.get("/counter", Some(&first.cookie())).await;
+    assert_eq!(second.body, json!({"count": 2}));
+    assert_eq!(second.set_cookie(), None, "unchanged cookie is not re-sent");
+    assert_eq!(second.headers[header::VARY], "Cookie");
+    assert_eq!(
+        api.calls.take(),
+        ["GetItem", "UpdateItem"],
+        "a change is one read and one write"
+    );
+}
+
+#[tokio::test]
+async fn calls_per_request_kind() {
+    let api = Api::with_store(
+        "call_counts",
+        |c| c.max_stale(Duration::from_secs(3600)),
+        |l| l,
+    )
+    .await;
+    // Untouched: no call, no cookie, no Vary.
+    let health = api.get("/health", None).await;
+    assert_eq!(health.status, StatusCode::OK);
+    assert!(health.set_cookie().is_none() && !health.headers.contains_key(header::VARY));
+    assert!(api.calls.take().is_empty());
+
+    let cookie = api.get("/counter", None).await.cookie();
+    assert_eq!(api.calls.take(), ["PutItem"]);
+
+    // Untouched with a cookie: still nothing.
+    api.get("/health", Some(&cookie)).await;
+    assert!(api.calls.take().is_empty());
+
+    // Read-only: one GetItem.
+    let read = api.get("/session", Some(&cookie)).await;
+    assert_eq!(read.body, json!({"count": 1}));
+    assert_eq!(api.calls.take(), ["GetItem"]);
+
+    // A change: one GetItem and one UpdateItem.
+    api.get("/counter", Some(&cookie)).await;
+    assert_eq!(api.calls.take(), ["GetItem", "UpdateItem"]);
+
+    // Writing the same value again is no change.
+    api.call(Method::PATCH, "/session", Some(&cookie), r#"{"count": 2}"#)
+        .await;
+    assert_eq!(api.calls.take(), ["GetItem"]);
+
+    // A read-only request after touch_after (60 s) pushes the expiry with one touch.
+    api.rewind(120).await;
+    let rewound = number(&api.only_item().await, "updated_at");
+    api.calls.take();
+    let touched = api.get("/session", Some(&cookie)).await;
+    assert_eq!(api.calls.take(), ["GetItem", "UpdateItem"]);
+    assert!(
+        touched.set_cookie().is_none(),
+        "browser-session cookie: nothing to re-send"
+    );
+    let item = api.only_item().await;
+    let updated = number(&item, "updated_at");
+    assert!(updated >= rewound + 120, "last activity moved forward");
+    assert_eq!(
+        number(&item, "expire_at"),
+        updated + 3600,
+        "and the expiry with it"
+    );
+    assert_eq!(
+        item["data"].as_s().unwrap(),
+        r#"{"count":2}"#,
+        "touch leaves data alone"
+    );
+}
+
+#[tokio::test]
+async fn forged_cookie_gets_a_new_session_and_a_different_cookie() {
+    let api = Api::new("forged", |l| l).await;
+    let genuine = api.get("/counter", None).await.cookie();
+    api.get("/counter", Some(&genuine)).await;
+    api.calls.take();
+
+    let value = genuine.strip_prefix("session=").unwrap();
+    let forged = format!("session={}A", &value[..value.len() - 1]);
+    let reply = api.get("/counter", Some(&forged)).await;
+    assert_eq!(reply.body, json!({"count": 1}), "a fresh session");
+    let issued = reply.cookie();
+    assert_ne!(issued, forged, "never the client's id");
+    assert_ne!(issued, genuine);
+    assert_eq!(
+        api.calls.take(),
+        ["PutItem"],
+        "a forged cookie is not even looked up"
+    );
+    assert_eq!(
+        api.get("/session", Some(&genuine)).await.body,
+        json!({"count": 2})
+    );
+}
+
+#[tokio::test]
+async fn unknown_and_expired_sessions_get_a_fresh_id() {
+    let api = Api::new("expire_after", |l| {
+        l.with_expire_after(Duration::from_secs(60))
+    })
+    .await;
+    let first = api.get("/counter", None).await;
+    let set_cookie = first.set_cookie().unwrap();
+    assert!(set_cookie.contains("Max-Age=60"), "{set_cookie}");
+
+    // Idle past expire_after: the cookie no longer opens the session.
+    api.rewind(61).await;
+    let after = api.get("/counter", Some(&first.cookie())).await;
+    assert_eq!(after.body, json!({"count": 1}), "expired: a new session");
+    assert_ne!(after.cookie(), first.cookie(), "a new cookie is issued");
+    assert_eq!(
+        api.table.items().await.len(),
+        2,
+        "the expired item waits for TTL or the collector"
+    );
+
+    // A cookie for a deleted session is treated the same way.
+    let api = Api::new("unknown_session", |l| l).await;
+    let cookie = api.get("/counter", None).await.cookie();
+    api.call(Method::DELETE, "/session", Some(&cookie), "")
+        .await;
+    let reply = api.get("/counter", Some(&cookie)).await;
+    assert_eq!(reply.body, json!({"count": 1}));
+    assert_ne!(reply.cookie(), cookie);
+}
+
+#[tokio::test]
+async fn persistent_cookies_are_resent_only_when_their_expiry_moves() {
+    let api = Api::new("persistent_cookie", |l| {
+        l.with_expire_after(Duration::from_secs(600))
+    })
+    .await;
+    let cookie = api.get("/counter", None).await.cookie();
+    // Read-only within touch_after: no write, no cookie.
+    let read = api.get("/session", Some(&cookie)).await;
+    assert!(read.set_cookie().is_none());
+    // A save moves the expiry: the cookie is re-sent with the new Max-Age, same value.
+    let changed = api.get("/counter", Some(&cookie)).await;
+    let set_cookie = changed.set_cookie().expect("expiry moved");
+    assert!(
+        set_cookie.starts_with(&format!("{cookie};")),
+        "{set_cookie}"
+    );
+    assert!(
+        set_cookie.contains("Max-Age=600") || set_cookie.contains("Max-Age=599"),
+        "{set_cookie}"
+    );
+}
+
+#[tokio::test]
+async fn created_at_is_set_once_and_never_changed() {
+    let api = Api::new("created_at", |l| l).await;
+    let cookie = api.get("/counter", None).await.cookie();
+    let item = api.only_item().await;
+    let created = number(&item, "created_at");
+    assert_eq!(number(&item, "updated_at"), created);
+    api.rewind(30).await;
+    api.get("/counter", Some(&cookie)).await;
+    let item = api.only_item().await;
+    assert_eq!(
+        number(&item, "created_at"),
+        created - 30,
+        "unchanged by the save"
+    );
+    assert!(
+        number(&item, "updated_at") >= created,
+        "updated by the save"
+    );
+}
+
+#[tokio::test]
+async fn defer_sends_no_set_cookie_but_still_writes() {
+    let api = Api::new("defer", |l| l.with_defer(true)).await;
+    let reply = api.get("/counter", None).await;
+    assert_eq!(reply.body, json!({"count": 1}));
+    assert_eq!(reply.set_cookie(), None);
+    assert_eq!(api.table.items().await.len(), 1);
+}
+
+#[tokio::test]
+async fn patch_merges_objects_and_refuses_the_rest() {
+    let api = Api::new("patch", |l| l).await;
+    let first = api
+        .call(Method::PATCH, "/session", None, r#"{"a": 1, "b": [true]}"#)
+        .await;
+    assert_eq!(
+        (first.status, &first.body),
+        (StatusCode::OK, &json!({"a": 1, "b": [true]}))
+    );
+    let cookie = first.cookie();
+    let merged = api
+        .call(
+            Method::PATCH,
+            "/session",
+            Some(&cookie),
+            r#"{"b": null, "c": "x"}"#,
+        )
+        .await;
+    assert_eq!(merged.body, json!({"a": 1, "b": null, "c": "x"}));
+    assert_eq!(api.get("/session", Some(&cookie)).await.body, merged.body);
+
+    api.calls.take();
+    for bad in ["[1]", "\"text\"", "{not json", ""] {
+        let reply = api
+            .call(Method::PATCH, "/session", Some(&cookie), bad)
+            .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{bad:?}");
+        assert!(reply.body["error"].is_string());
+    }
+    assert!(
+        api.calls.take().is_empty(),
+        "bad input never reaches DynamoDB"
+    );
+}
+
+#[tokio::test]
+async fn too_large_is_413_and_the_stored_session_is_unchanged() {
+    let api = Api::new("too_large", |l| l).await;
+    let cookie = api
+        .call(Method::PATCH, "/session", None, r#"{"keep": "me"}"#)
+        .await
+        .cookie();
+    let stored = api.only_item().await["data"].clone();
+
+    let huge = json!({ "blob": "x".repeat(410_000) }).to_string();
+    let reply = api
+        .call(Method::PATCH, "/session", Some(&cookie), &huge)
+        .await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(reply.body["error"].as_str().unwrap().contains("limit"));
+    assert_eq!(api.only_item().await["data"], stored);
+    assert_eq!(
+        api.get("/session", Some(&cookie)).await.body,
+        json!({"keep": "me"})
+    );
+
+    // Also for a brand-new session: nothing is created.
+    let api = Api::new("too_large_new", |l| l).await;
+    let reply = api.call(Method::PATCH, "/session", None, &huge).await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(reply.set_cookie().is_none());
+    assert!(api.table.items().await.is_empty());
+}
+
+#[tokio::test]
+async fn renew_moves_the_session_to_a_new_id() {
+    let api = Api::new("renew", |l| l).await;
+    let old = api
+        .call(Method::PATCH, "/session", None, r#"{"user": "ann"}"#)
+        .await
+        .cookie();
+    let created = number(&api.only_item().await, "created_at");
+    let renewed = api
+        .call(Method::POST, "/session/renew", Some(&old), "")
+        .await;
+    assert_eq!(renewed.body, json!({"user": "ann"}));
+    let new = renewed.cookie();
+    assert_ne!(new, old);
+    assert_eq!(
+        api.get("/session", Some(&new)).await.body,
+        json!({"user": "ann"})
+    );
+    assert_eq!(
+        api.get("/session", Some(&old)).await.body,
+        json!({}),
+        "old cookie opens nothing"
+    );
+    let item = api.only_item().await;
+    assert_eq!(number(&item, "created_at"), created, "created_at kept");
+}
+
+#[tokio::test]
+async fn delete_removes_the_item_and_expires_the_cookie() {
+    let api = Api::new("delete", |l| l).await;
+    let cookie = api.get("/counter", None).await.cookie();
+    let reply = api
+        .call(Method::DELETE, "/session", Some(&cookie), "")
+        .await;
+    assert_eq!(reply.body, json!({"deleted": true}));
+    let removal = reply.set_cookie().expect("removal cookie");
+    assert!(
+        removal.starts_with("session=;") && removal.contains("Max-Age=0"),
+        "{removal}"
+    );
+    assert!(api.table.items().await.is_empty());
+    assert_eq!(api.get("/session", Some(&cookie)).await.body, json!({}));
+}
+
+#[tokio::test]
+async fn a_session_emptied_by_the_handler_is_deleted_and_its_cookie_removed() {
+    let (table, calls, _) = TestTable::instrumented("emptied").await;
+    let store = table.store(|c| c);
+    let layer = SessionLayer::new(store.clone());
+    let (id, _) = store
+        .create(&json!({"k": 1}).as_object().unwrap().clone())
+        .await
+        .unwrap();
+    calls.take();
+    let service = layer.layer(service_fn(|req: Request| async move {
+        req.session().unwrap().clear().await.unwrap();
+        Ok::<_, std::convert::Infallible>(Response::new(Body::Empty))
+    }));
+    let mut request = Request::default();
+    let cookie = format!("session={}", store.cookie_value(&id));
+    request
+        .headers_mut()
+        .insert(header::COOKIE, cookie.parse().unwrap());
+    let response = service.oneshot(request).await.unwrap();
+    let removal = response.headers()[header::SET_COOKIE].to_str().unwrap();
+    assert!(removal.contains("Max-Age=0"), "{removal}");
+    assert_eq!(calls.take(), ["GetItem", "DeleteItem"]);
+    assert!(table.items().await.is_empty());
+}
+
+/// A handler that changes the session and then answers `status`.
+async fn change_then_answer(
+    table: &TestTable,
+    layer: SessionLayer,
+    cookie: &str,
+    status: StatusCode,
+) -> Response<Body> {
+    let _ = table;
+    let service = layer.layer(service_fn(move |req: Request| async move {
+        let session = req.session().unwrap();
+        let _ = session.insert("count", 1000).await;
+        let mut response = Response::new(Body::from("{}"));
+        *response.status_mut() = status;
+        Ok::<_, std::convert::Infallible>(response)
+    }));
+    let mut request = Request::default();
+    request
+        .headers_mut()
+        .insert(header::COOKIE, cookie.parse().unwrap());
+    service.oneshot(request).await.unwrap()
+}
+
+#[tokio::test]
+async fn nothing_is_saved_when_the_handler_answers_5xx() {
+    let api = Api::new("no_save_on_5xx", |l| l).await;
+    let cookie = api.get("/counter", None).await.cookie();
+    api.calls.take();
+    let response = change_then_answer(
+        &api.table,
+        api.layer.clone(),
+        &cookie,
+        StatusCode::BAD_GATEWAY,
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(api.calls.take(), ["GetItem"], "read, never written");
+    assert_eq!(
+        api.get("/session", Some(&cookie)).await.body,
+        json!({"count": 1})
+    );
+    // A 4xx still saves.
+    change_then_answer(
+        &api.table,
+        api.layer.clone(),
+        &cookie,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert_eq!(
+        api.get("/session", Some(&cookie)).await.body,
+        json!({"count": 1000})
+    );
+}
+
+#[tokio::test]
+async fn a_failed_read_is_never_followed_by_a_write() {
+    // raise_errors off (the default): the handler carries on with an empty session, and the
+    // stored one is left alone.
+    let api = Api::new("failed_read_lenient", |l| l).await;
+    let cookie = api.get("/counter", None).await.cookie();
+    api.get("/counter", Some(&cookie)).await;
+    api.faults.set(&["GetItem"]);
+    api.calls.take();
+    let reply = api.get("/counter", Some(&cookie)).await;
+    assert_eq!(
+        (reply.status, &reply.body),
+        (StatusCode::OK, &json!({"count": 1}))
+    );
+    assert!(reply.set_cookie().is_none(), "no new id handed out either");
+    assert_eq!(
+        api.calls.take(),
+        ["GetItem"],
+        "no write after the failed read"
+    );
+    let reply = api
+        .call(Method::PATCH, "/session", Some(&cookie), r#"{"x": 1}"#)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(api.calls.take(), ["GetItem"]);
+    api.faults.set(&[]);
+    assert_eq!(
+        api.get("/session", Some(&cookie)).await.body,
+        json!({"count": 2}),
+        "intact"
+    );
+
+    // raise_errors on: the request fails with 500, and nothing is written either.
+    let api = Api::with_store("failed_read_strict", |c| c.raise_errors(true), |l| l).await;
+    let cookie = api.get("/counter", None).await.cookie();
+    api.faults.set(&["GetItem"]);
+    api.calls.take();
+    let reply = api.get("/counter", Some(&cookie)).await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(reply.body["error"].is_string());
+    assert_eq!(api.calls.take(), ["GetItem"]);
+    api.faults.set(&[]);
+    assert_eq!(
+        api.get("/session", Some(&cookie)).await.body,
+        json!({"count": 1})
+    );
+}
+
+#[tokio::test]
+async fn a_failed_write_follows_the_error_policy() {
+    let api = Api::new("failed_write_lenient", |l| l).await;
+    let cookie = api.get("/counter", None).await.cookie();
+    api.faults.set(&["UpdateItem"]);
+    let reply = api.get("/counter", Some(&cookie)).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "soft error ignored, as the gem does by default"
+    );
+    api.faults.set(&[]);
+    assert_eq!(
+        api.get("/session", Some(&cookie)).await.body,
+        json!({"count": 1})
+    );
+
+    let api = Api::with_store("failed_write_strict", |c| c.raise_errors(true), |l| l).await;
+    let cookie = api.get("/counter", None).await.cookie();
+    api.faults.set(&["UpdateItem"]);
+    let reply = api.get("/counter", Some(&cookie)).await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+}
+
+#[tokio::test]
+async fn hard_errors_surface_even_with_raise_errors_off() {
+    let api = Api::new("hard_error", |l| l).await;
+    let cookie = api.get("/counter", None).await.cookie();
+    integration_tests::client()
+        .await
+        .delete_table()
+        .table_name(&api.table.name)
+        .send()
+        .await
+        .unwrap();
+    let reply = api.get("/counter", Some(&cookie)).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "table missing is hard"
+    );
+    let reply = api.get("/counter", None).await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+}
+
+#[tokio::test]
+async fn sessions_signed_with_a_rotated_out_secret_move_to_the_new_secret() {
+    let (table, _, _) = TestTable::instrumented("rotation_layer").await;
+    let old_store = table.store(|c| c);
+    let (id, _) = old_store
+        .create(&json!({"count": 5}).as_object().unwrap().clone())
+        .await
+        .unwrap();
+    let old_cookie = format!("session={}", old_store.cookie_value(&id));
+
+    let rotated = table.store(|c| c.secret_key(OTHER_SECRET).previous_secret_keys([SECRET]));
+    let layer = SessionLayer::new(rotated);
+    let reply = decode(
+        session_api::app(layer.clone())
+            .oneshot(get_with_cookie("/counter", &old_cookie))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(reply.body, json!({"count": 6}));
+    let new_cookie = reply.cookie();
+    assert_ne!(
+        new_cookie, old_cookie,
+        "moved to an id signed with the current secret"
+    );
+    assert_eq!(table.items().await.len(), 1, "the old item is gone");
+
+    let current_only = SessionLayer::new(table.store(|c| c.secret_key(OTHER_SECRET)));
+    let reply = decode(
+        session_api::app(current_only)
+            .oneshot(get_with_cookie("/session", &new_cookie))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(reply.body, json!({"count": 6}));
+}
+
+fn get_with_cookie(path: &str, cookie: &str) -> Request {
+    let mut request = Request::default();
+    *request.uri_mut() = path.parse().unwrap();
+    request
+        .headers_mut()
+        .insert(header::COOKIE, cookie.parse().unwrap());
+    request
+}
+
+#[tokio::test]
+async fn cookie_attributes_follow_the_layer_settings() {
+    let api = Api::new("cookie_settings", |l| {
+        l.with_cookie_name("sid")
+            .with_domain("example.com")
+            .with_path("/app")
+            .with_secure(false)
+            .with_http_only(false)
+            .with_same_site(dynamodb_session_store::SameSite::Strict)
+    })
+    .await;
+    let reply = api.get("/counter", None).await;
+    let set_cookie = reply.set_cookie().unwrap();
+    assert!(set_cookie.starts_with("sid="), "{set_cookie}");
+    for expected in ["Domain=example.com", "Path=/app", "SameSite=Strict"] {
+        assert!(
+            set_cookie.contains(expected),
+            "{set_cookie} lacks {expected}"
+        );
+    }
+    assert!(
+        !set_cookie.contains("Secure") && !set_cookie.contains("HttpOnly"),
+        "{set_cookie}"
+    );
+    let cookie = reply.cookie();
+    assert_eq!(
+        api.get("/counter", Some(&cookie)).await.body,
+        json!({"count": 2})
+    );
+    // The default-named cookie is someone else's now.
+    let value = cookie.strip_prefix("sid=").unwrap();
+    assert_eq!(
+        api.get("/session", Some(&format!("session={value}")))
+            .await
+            .body,
+        json!({})
+    );
+}
+
+#[tokio::test]
+async fn layer_options_come_from_the_environment() {
+    let (table, _, _) = TestTable::instrumented("layer_env").await;
+    let layer = SessionLayer::new(table.store(|c| c))
+        .with_env([
+            ("AWS_DYNAMO_DB_SESSION_COOKIE_NAME", "envsid"),
+            ("AWS_DYNAMO_DB_SESSION_COOKIE_SECURE", "false"),
+            ("AWS_DYNAMO_DB_SESSION_EXPIRE_AFTER", "15m"),
+        ])
+        .unwrap();
+    let mut request = Request::default();
+    *request.uri_mut() = "/counter".parse().unwrap();
+    let reply = decode(session_api::app(layer).oneshot(request).await.unwrap());
+    let set_cookie = reply.set_cookie().unwrap();
+    assert!(
+        set_cookie.starts_with("envsid=") && set_cookie.contains("Max-Age=900"),
+        "{set_cookie}"
+    );
+    assert!(!set_cookie.contains("Secure"));
+
+    let err = SessionLayer::new(table.store(|c| c))
+        .with_env([("AWS_DYNAMO_DB_SESSION_COOKIE_SECURE", "sometimes")])
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("AWS_DYNAMO_DB_SESSION_COOKIE_SECURE"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn the_session_is_an_axum_extractor() {
+    use axum::routing::get;
+    let (table, _, _) = TestTable::instrumented("axum").await;
+    async fn visits(session: dynamodb_session_store::Session) -> String {
+        let n: u64 = session.get("n").await.unwrap().unwrap_or(0) + 1;
+        session.insert("n", n).await.unwrap();
+        n.to_string()
+    }
+    let router = axum::Router::new().route("/", get(visits));
+    let mut app = SessionLayer::new(table.store(|c| c)).layer(router);
+
+    let response = Service::<Request>::call(
+        ServiceExt::<Request>::ready(&mut app).await.unwrap(),
+        Request::default(),
+    )
+    .await
+    .unwrap();
+    let cookie = response.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(response.into_body().as_ref(), b"1");
+    let mut request = Request::default();
+    request
+        .headers_mut()
+        .insert(header::COOKIE, cookie.parse().unwrap());
+    let response = Service::<Request>::call(
+        ServiceExt::<Request>::ready(&mut app).await.unwrap(),
+        request,
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.into_body().as_ref(), b"2");
+}
+
+/// Runs a fixture event through lambda_http's adapter — exactly what the runtime does —
+/// and returns the serialized Lambda response.
+async fn through_adapter(layer: SessionLayer, fixture: &str, cookie: Option<&str>) -> Value {
+    let event = fixture.replace("__SESSION_COOKIE__", cookie.unwrap_or("unrelated=1"));
+    let event: lambda_http::request::LambdaRequest = serde_json::from_str(&event).unwrap();
+    let mut adapter = lambda_http::Adapter::from(session_api::app(layer));
+    let context = lambda_http::Context::default();
+    let response = adapter
+        .ready()
+        .await
+        .unwrap()
+        .call(lambda_http::LambdaEvent::new(event, context))
+        .await
+        .unwrap();
+    serde_json::to_value(response).unwrap()
+}
+
+/// The session cookie from a serialized Lambda response, wherever the source puts it.
+fn set_cookie_in(response: &Value) -> Option<String> {
+    let found: Vec<String> = [
+        &response["cookies"],
+        &response["multiValueHeaders"]["set-cookie"],
+    ]
+    .into_iter()
+    .filter_map(Value::as_array)
+    .flatten()
+    .filter_map(|v| v.as_str().map(str::to_owned))
+    .chain(
+        response["headers"]["set-cookie"]
+            .as_str()
+            .map(str::to_owned),
+    )
+    .collect();
+    found.into_iter().find(|c| c.starts_with("session="))
+}
+
+#[tokio::test]
+async fn all_four_lambda_http_sources_work() {
+    for (source, fixture) in [
+        (
+            "API Gateway REST (v1)",
+            include_str!("../data/apigw-rest.json"),
+        ),
+        (
+            "API Gateway HTTP API (v2)",
+            include_str!("../data/apigw-http.json"),
+        ),
+        ("ALB", include_str!("../data/alb.json")),
+        ("Function URL", include_str!("../data/function-url.json")),
+    ] {
+        let (table, _, _) = TestTable::instrumented("sources").await;
+        let layer = SessionLayer::new(table.store(|c| c));
+        let first = through_adapter(layer.clone(), fixture, None).await;
+        assert_eq!(first["statusCode"], 200, "{source}: {first}");
+        let body: Value = serde_json::from_str(first["body"].as_str().unwrap()).unwrap();
+        assert_eq!(body, json!({"count": 1}), "{source}");
+        let set_cookie =
+            set_cookie_in(&first).unwrap_or_else(|| panic!("{source}: no cookie in {first}"));
+        if source.contains("v2") || source.contains("Function URL") {
+            assert!(
+                first["cookies"].as_array().is_some_and(|c| c.len() == 1),
+                "{source}: cookies[]"
+            );
+            assert!(first["headers"].get("set-cookie").is_none(), "{source}");
+        }
+        let cookie = set_cookie.split(';').next().unwrap();
+        let second = through_adapter(layer, fixture, Some(cookie)).await;
+        let body: Value = serde_json::from_str(second["body"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            body,
+            json!({"count": 2}),
+            "{source}: the cookie came back in: {second}"
+        );
+        assert_eq!(set_cookie_in(&second), None, "{source}");
+    }
+}
+
+#[tokio::test]
+async fn store_errors_never_leak_details_to_clients() {
+    let api = Api::with_store("no_leaks", |c| c.raise_errors(true), |l| l).await;
+    api.faults.set(&["PutItem"]);
+    let reply = api.get("/counter", None).await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let text = reply.body.to_string();
+    assert!(
+        !text.contains("injected") && !text.contains(&api.table.name),
+        "{text}"
+    );
+    let _: SessionStore = api.layer.store().clone();
+}

@@ -9,6 +9,8 @@
 //! * [`SessionTable`] — create the table (on-demand, TTL on `expire_at`) and delete it.
 //! * [`SessionLayer`] — a tower layer for `lambda_http` that gives every request a lazy
 //!   [`Session`] and writes it back only when needed.
+//! * [`GarbageCollector`] — deletes dead sessions by `max_age` / `max_stale` / `expire_at`,
+//!   refresh-safe and resumable across Lambda invocations.
 //!
 //! # Examples
 //!

@@ -599,8 +599,12 @@ impl SessionStore {
                 .set("#owner = :token")
                 .condition("attribute_exists(#key)")
                 // Breaking an expired lock is part of the same condition, so two waiters
-                // can never both win it.
-                .condition("attribute_not_exists(#locked) OR #locked < :stale_before");
+                // can never both win it. Our own token also passes: when an attempt's
+                // answer is lost after DynamoDB applied it, the SDK's retry must not find
+                // the session "locked by someone else" and wait for itself.
+                .condition(
+                    "attribute_not_exists(#locked) OR #locked < :stale_before OR #owner = :token",
+                );
             let attempt = self
                 .update_request(id, &e)
                 .return_values(ReturnValue::AllNew)

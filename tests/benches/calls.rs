@@ -9,10 +9,8 @@
 use std::time::Duration;
 
 use dynamodb_session_store::{SessionLayer, SessionStore};
-use integration_tests::{CallCounter, TestTable};
-use lambda_http::http::{Method, header};
-use lambda_http::tower::ServiceExt;
-use lambda_http::{Body, Request};
+use integration_tests::{CallCounter, TestTable, api};
+use lambda_http::http::Method;
 
 async fn call(
     layer: &SessionLayer,
@@ -21,27 +19,9 @@ async fn call(
     cookie: Option<&str>,
     body: &str,
 ) -> Option<String> {
-    let mut request = Request::new(Body::from(body));
-    *request.method_mut() = method;
-    *request.uri_mut() = path.parse().unwrap();
-    if let Some(cookie) = cookie {
-        request
-            .headers_mut()
-            .insert(header::COOKIE, cookie.parse().unwrap());
-    }
-    let response = session_api::app(layer.clone())
-        .oneshot(request)
-        .await
-        .unwrap();
-    assert!(
-        response.status().is_success(),
-        "{path}: {}",
-        response.status()
-    );
-    response
-        .headers()
-        .get(header::SET_COOKIE)
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+    let reply = api::call(layer, method, path, cookie, body).await;
+    assert!(reply.status.is_success(), "{path}: {}", reply.status);
+    reply.cookie_pair()
 }
 
 async fn setup(name: &str, env: &[(&str, &str)]) -> (TestTable, CallCounter, SessionLayer) {

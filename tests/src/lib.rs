@@ -7,6 +7,9 @@
 //! When it is set (DynamoDB Local, or a real account), the suite runs there instead, with the
 //! default AWS credential chain, and deletes the tables it made.
 
+pub mod api;
+pub mod fault_proxy;
+
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;

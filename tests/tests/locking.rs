@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use dynamodb_session_store::{Concurrency, ConfigBuilder, Error, SessionLayer, SessionStore};
-use integration_tests::TestTable;
+use integration_tests::{TestTable, api};
 use lambda_http::http::{StatusCode, header};
 use lambda_http::tower::ServiceExt;
 use lambda_http::{Body, Request, Response};
@@ -255,28 +255,13 @@ async fn get(
     path: &str,
     cookie: Option<&str>,
 ) -> (StatusCode, Option<String>, Value, Option<String>) {
-    let mut request = Request::default();
-    *request.uri_mut() = path.parse().unwrap();
-    if let Some(cookie) = cookie {
-        request
-            .headers_mut()
-            .insert(header::COOKIE, cookie.parse().unwrap());
-    }
-    let response: Response<Body> = session_api::app(layer.clone())
-        .oneshot(request)
-        .await
-        .unwrap();
-    let set_cookie = response
-        .headers()
-        .get(header::SET_COOKIE)
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned());
-    let retry_after = response
-        .headers()
+    let reply = api::get(layer, path, cookie).await;
+    let retry_after = reply
+        .headers
         .get(header::RETRY_AFTER)
         .map(|v| v.to_str().unwrap().to_owned());
-    let status = response.status();
-    let body = serde_json::from_slice(response.body().as_ref()).unwrap_or(Value::Null);
-    (status, set_cookie, body, retry_after)
+    let cookie = reply.cookie_pair();
+    (reply.status, cookie, reply.body, retry_after)
 }
 
 /// Runs `n` concurrent `GET /counter?hold_ms=50` on one session and returns the final count

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use dynamodb_session_store::{RequestSessionExt, SessionLayer, SessionStore};
+use integration_tests::api::{self, Reply, decode};
 use integration_tests::{CallCounter, FailOperations, OTHER_SECRET, SECRET, TestTable};
-use lambda_http::http::{HeaderMap, Method, StatusCode, header};
+use lambda_http::http::{Method, StatusCode, header};
 use lambda_http::tower::{Layer, Service, ServiceExt, service_fn};
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
@@ -17,30 +18,6 @@ struct Api {
     calls: CallCounter,
     faults: FailOperations,
     layer: SessionLayer,
-}
-
-/// One response, decoded.
-#[derive(Debug)]
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Value,
-}
-
-impl Reply {
-    /// The `Set-Cookie` header for the session cookie, if any.
-    fn set_cookie(&self) -> Option<String> {
-        let mut all = self.headers.get_all(header::SET_COOKIE).iter();
-        let first = all.next().map(|v| v.to_str().unwrap().to_owned());
-        assert!(all.next().is_none(), "at most one Set-Cookie");
-        first
-    }
-
-    /// The cookie value a browser would send back (`session=<value>`).
-    fn cookie(&self) -> String {
-        let set_cookie = self.set_cookie().expect("a Set-Cookie header");
-        set_cookie.split(';').next().unwrap().to_owned()
-    }
 }
 
 impl Api {
@@ -66,20 +43,7 @@ impl Api {
     }
 
     async fn call(&self, method: Method, path: &str, cookie: Option<&str>, body: &str) -> Reply {
-        let mut request = Request::new(Body::from(body));
-        *request.method_mut() = method;
-        *request.uri_mut() = path.parse().unwrap();
-        if let Some(cookie) = cookie {
-            request.headers_mut().insert(
-                header::COOKIE,
-                format!("other=1; {cookie}").parse().unwrap(),
-            );
-        }
-        let response = session_api::app(self.layer.clone())
-            .oneshot(request)
-            .await
-            .unwrap();
-        decode(response)
+        api::call(&self.layer, method, path, cookie, body).await
     }
 
     async fn get(&self, path: &str, cookie: Option<&str>) -> Reply {
@@ -111,19 +75,6 @@ impl Api {
             .await
             .unwrap();
         self.calls.take();
-    }
-}
-
-fn decode(response: Response<Body>) -> Reply {
-    let (parts, body) = response.into_parts();
-    let body = match body.as_ref() {
-        [] => Value::Null,
-        bytes => serde_json::from_slice(bytes).expect("JSON body"),
-    };
-    Reply {
-        status: parts.status,
-        headers: parts.headers,
-        body,
     }
 }
 

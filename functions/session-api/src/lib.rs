@@ -8,8 +8,11 @@ mod secret;
 
 use aws_config::SdkConfig;
 use dynamodb_session_store::{Config, SessionLayer, SessionService, SessionStore};
+use std::convert::Infallible;
+
 use lambda_http::tower::Layer;
-use lambda_http::{Request, service_fn};
+use lambda_http::tower::util::BoxCloneService;
+use lambda_http::{Body, Request, Response, service_fn};
 
 pub use secret::SECRET_ARN_VARIABLE;
 
@@ -36,9 +39,12 @@ pub async fn layer_from_env(
     aws: &SdkConfig,
     vars: Vec<(String, String)>,
 ) -> Result<SessionLayer, StartupError> {
-    let mut config = Config::builder()
-        .env(vars.clone())
-        .dynamo_db_client(aws_sdk_dynamodb::Client::new(aws));
+    let mut config =
+        Config::builder()
+            .env(vars.clone())
+            .dynamo_db_client(aws_sdk_dynamodb::Client::from_conf(
+                resilient(aws.into()).build(),
+            ));
     if let Some((_, arn)) = vars.iter().find(|(name, _)| name == SECRET_ARN_VARIABLE) {
         let keys = secret::fetch(&aws_sdk_secretsmanager::Client::new(aws), arn).await?;
         config = config
@@ -49,32 +55,40 @@ pub async fn layer_from_env(
     Ok(SessionLayer::new(store).with_env(vars)?)
 }
 
+/// The DynamoDB client's retry and timeout policy, chosen for a request path rather than
+/// left to the SDK's defaults:
+///
+/// * standard retry mode, **5 attempts** (the default is 3) with exponential backoff from
+///   **20 ms** capped at **1 s**: throttling, 5xx and dropped connections are retried, so a
+///   brief fault costs latency instead of a failed request;
+/// * **2 s per attempt, 6 s per operation**: a request never hangs on a stuck connection,
+///   and the Lambda (10 s timeout in the template) always answers.
+///
+/// Retries of a write whose response was lost can meet their own first attempt's effect;
+/// the store's writes are conditional, so that surfaces as an error, never as a double write.
+pub fn resilient(config: aws_sdk_dynamodb::config::Builder) -> aws_sdk_dynamodb::config::Builder {
+    use aws_sdk_dynamodb::config::retry::RetryConfig;
+    use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+    use std::time::Duration;
+    config
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(5)
+                .with_initial_backoff(Duration::from_millis(20))
+                .with_max_backoff(Duration::from_secs(1)),
+        )
+        .timeout_config(
+            TimeoutConfig::builder()
+                .operation_attempt_timeout(Duration::from_secs(2))
+                .operation_timeout(Duration::from_secs(6))
+                .build(),
+        )
+}
+
+/// The routes as a boxed service: one nameable type for `main` and the tests.
+pub type Routes = BoxCloneService<Request, Response<Body>, Infallible>;
+
 /// The handler wrapped in the session layer: the service Lambda runs.
-pub fn app(layer: SessionLayer) -> SessionService<impl RoutesService> {
-    layer.layer(service_fn(routes::handle))
-}
-
-/// The routes as a tower service (what [`app`] wraps).
-pub trait RoutesService:
-    lambda_http::Service<
-        Request,
-        Response = lambda_http::Response<lambda_http::Body>,
-        Error = std::convert::Infallible,
-        Future: Send,
-    > + Clone
-    + Send
-    + 'static
-{
-}
-
-impl<T> RoutesService for T where
-    T: lambda_http::Service<
-            Request,
-            Response = lambda_http::Response<lambda_http::Body>,
-            Error = std::convert::Infallible,
-            Future: Send,
-        > + Clone
-        + Send
-        + 'static
-{
+pub fn app(layer: SessionLayer) -> SessionService<Routes> {
+    layer.layer(BoxCloneService::new(service_fn(routes::handle)))
 }

@@ -1,0 +1,184 @@
+//! No session id, cookie value or secret ever reaches a log line — at any level, from the
+//! library, session-api or the AWS SDK — across every route, forged cookies, a failing
+//! DynamoDB and lock timeouts.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use dynamodb_session_store::{Concurrency, Config, SessionLayer, SessionStore};
+use integration_tests::fault_proxy::{FaultProxy, FaultRates};
+use integration_tests::{Endpoint, SECRET, TestTable, api, client_config, endpoint};
+use lambda_http::http::Method;
+
+/// Every log line, captured.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+async fn call(
+    layer: &SessionLayer,
+    method: Method,
+    path: &str,
+    cookie: Option<&str>,
+    body: &str,
+) -> Option<String> {
+    api::call(layer, method, path, cookie, body)
+        .await
+        .cookie_pair()
+}
+
+fn layer_on(
+    client: Client,
+    table: &str,
+    raise_errors: bool,
+    concurrency: Concurrency,
+) -> SessionLayer {
+    SessionLayer::new(
+        SessionStore::new(
+            Config::builder()
+                .table_name(table)
+                .secret_key(SECRET)
+                .raise_errors(raise_errors)
+                .concurrency(concurrency)
+                .lock_max_wait_time(Duration::from_millis(200))
+                .lock_expiry_time(Duration::from_secs(30))
+                .max_stale(Duration::from_secs(600))
+                .dynamo_db_client(client)
+                .build()
+                .unwrap(),
+        )
+        .unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_session_id_cookie_or_secret_appears_in_any_log_line() {
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::set_global_default(subscriber).unwrap();
+
+    let table = TestTable::new("logs").await;
+    let mut cookies = Vec::new();
+    for (raise_errors, concurrency) in [
+        (false, Concurrency::None),
+        (true, Concurrency::Optimistic),
+        (false, Concurrency::Pessimistic),
+    ] {
+        let layer = layer_on(table.client.clone(), &table.name, raise_errors, concurrency);
+        let cookie = call(&layer, Method::GET, "/counter", None, "")
+            .await
+            .unwrap();
+        call(&layer, Method::GET, "/counter", Some(&cookie), "").await;
+        call(&layer, Method::GET, "/session", Some(&cookie), "").await;
+        call(
+            &layer,
+            Method::PATCH,
+            "/session",
+            Some(&cookie),
+            r#"{"user":"ann"}"#,
+        )
+        .await;
+        let huge = format!(r#"{{"blob":"{}"}}"#, "x".repeat(410_000));
+        call(&layer, Method::PATCH, "/session", Some(&cookie), &huge).await;
+        // A forged cookie: same id, broken signature.
+        let forged = format!("{}A", &cookie[..cookie.len() - 1]);
+        if let Some(issued) = call(&layer, Method::GET, "/counter", Some(&forged), "").await {
+            cookies.push(issued);
+        }
+        cookies.push(forged);
+        let renewed = call(&layer, Method::POST, "/session/renew", Some(&cookie), "")
+            .await
+            .unwrap();
+        if concurrency == Concurrency::Pessimistic {
+            // A lock wait timeout: hold the session in one request, hit it with another.
+            let holder = tokio::spawn({
+                let (layer, renewed) = (layer.clone(), renewed.clone());
+                async move {
+                    call(
+                        &layer,
+                        Method::GET,
+                        "/counter?hold_ms=800",
+                        Some(&renewed),
+                        "",
+                    )
+                    .await
+                }
+            });
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            call(&layer, Method::GET, "/counter", Some(&renewed), "").await;
+            holder.await.unwrap();
+        }
+        call(&layer, Method::DELETE, "/session", Some(&renewed), "").await;
+        cookies.extend([cookie, renewed]);
+    }
+
+    // DynamoDB failing: every error path logs, none may leak.
+    if let Endpoint::Moto(upstream) = endpoint() {
+        let rates = FaultRates {
+            throttle: 0.3,
+            server_error: 0.3,
+            drop_before: 0.1,
+            drop_after: 0.1,
+        };
+        let proxy = FaultProxy::start(&upstream, rates, 3).await;
+        let faulty = Client::from_conf(client_config().await.endpoint_url(&proxy.url).build());
+        for raise_errors in [false, true] {
+            let layer = layer_on(faulty.clone(), &table.name, raise_errors, Concurrency::None);
+            for _ in 0..10 {
+                if let Some(cookie) = call(&layer, Method::GET, "/counter", None, "").await {
+                    call(&layer, Method::GET, "/counter", Some(&cookie), "").await;
+                    cookies.push(cookie);
+                }
+            }
+        }
+    }
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    // The capture works, and saw the paths that matter.
+    for expected in [
+        "session cookie failed verification",
+        "session error",
+        "session lock wait timed out",
+    ] {
+        assert!(text.contains(expected), "no log line mentions {expected:?}");
+    }
+    assert!(cookies.len() >= 10);
+    let lines = text.lines().count();
+    for cookie in &cookies {
+        let value = cookie.split_once('=').unwrap().1;
+        let (id, tag) = value.split_once('.').unwrap();
+        for secret in [value, id, tag] {
+            assert!(
+                !text.contains(secret),
+                "a log line contains a session id, tag or cookie"
+            );
+        }
+    }
+    assert!(!text.contains(SECRET), "a log line contains the secret key");
+    eprintln!(
+        "checked {lines} log lines against {} cookies",
+        cookies.len()
+    );
+}

@@ -341,17 +341,17 @@ fn session_item(key: String, created: i64, updated: i64, expire: i64) -> Item {
 
 #[tokio::test]
 async fn ten_thousand_sessions_are_swept_across_short_invocations() {
-    // One session in five is garbage, spread over the whole key range. (moto answers about
-    // 170 requests a second, and every garbage session costs one conditional DeleteItem, so
-    // 10,000 garbage sessions alone would take a minute; `bench/gc.sh` measures that.)
-    const SESSIONS: usize = 10_000;
-    const GARBAGE: usize = SESSIONS / 5;
+    // 10,000 garbage sessions among 12,000, spread over the whole key range: five in six are
+    // garbage. Every garbage session costs one conditional DeleteItem, so on moto (a few
+    // hundred requests a second) this test takes most of a minute.
+    const SESSIONS: usize = 12_000;
+    const GARBAGE: usize = 10_000;
     const SEGMENTS: u32 = 4;
     let table = TestTable::new("gc_continuations").await;
     let t = now();
     let items = (0..SESSIONS)
         .map(|i| {
-            if i % 5 == 0 {
+            if i % 6 != 0 {
                 session_item(format!("{i:05}-dead"), t - HOUR, t - HOUR, t - 50 * MINUTE)
             } else {
                 session_item(format!("{i:05}-live"), t - MINUTE, t, t + 10 * MINUTE)
@@ -371,7 +371,7 @@ async fn ten_thousand_sessions_are_swept_across_short_invocations() {
     let collector = GarbageCollector::new(table.client.clone(), &config)
         .unwrap()
         .with_segments(SEGMENTS)
-        .with_page_size(100)
+        .with_page_size(30)
         .on_page_scanned({
             let (invocation, pages) = (invocation.clone(), pages.clone());
             move |page| {
@@ -384,18 +384,22 @@ async fn ten_thousand_sessions_are_swept_across_short_invocations() {
             }
         });
 
-    // A budget far too short for the whole table (2,000 deletes and 100 scans take seconds
-    // even on a fast machine), so the pass must continue across invocations.
+    // A budget far too short for the whole table (10,000 deletes and 120 scans take many
+    // seconds even against DynamoDB), so the pass must continue across invocations.
     let budget = Duration::from_millis(1500);
     let mut reports: Vec<GcReport> = Vec::new();
     let mut checkpoint_version = 0;
     loop {
         invocation.store(reports.len(), Ordering::SeqCst);
         let report = collector.collect(Instant::now() + budget).await.unwrap();
-        // An invocation that finished at least one page saved its progress, one version on.
+        // An invocation that finished a page saved its progress one version on; on a slow
+        // machine one may finish none and save nothing, but the version never goes back.
         if let Some(saved) = checkpoint(&table).await {
             let version: u64 = saved["gc_version"].as_n().unwrap().parse().unwrap();
-            assert!(version > checkpoint_version, "{version}");
+            assert!(
+                version >= checkpoint_version,
+                "{version} < {checkpoint_version}"
+            );
             checkpoint_version = version;
             assert_eq!(
                 saved["gc_segments"].as_l().unwrap().len(),
@@ -424,7 +428,8 @@ async fn ten_thousand_sessions_are_swept_across_short_invocations() {
             .all(|r| r.status == PassStatus::Continuing)
     );
     let deleted: u64 = reports.iter().map(|r| r.deleted).sum();
-    // Exactly GARBAGE unless a request outlived the hard stop (its delete is then uncounted).
+    // Exactly GARBAGE unless a request outlived the hard stop (its delete is then uncounted);
+    // the table check below proves every garbage session is gone.
     assert!(deleted <= GARBAGE as u64, "{deleted}");
     assert_eq!(reports.iter().map(|r| r.skipped_refreshed).sum::<u64>(), 0);
 

@@ -812,3 +812,79 @@ async fn store_errors_never_leak_details_to_clients() {
     );
     let _: SessionStore = api.layer.store().clone();
 }
+
+#[tokio::test]
+async fn the_signing_key_comes_from_secrets_manager_and_survives_its_rotation() {
+    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+    let integration_tests::Endpoint::Moto(url) = integration_tests::endpoint() else {
+        eprintln!("skipped: needs the local moto server for Secrets Manager");
+        return;
+    };
+    let table = TestTable::new("secrets_manager").await;
+    let aws = aws_config::SdkConfig::builder()
+        .endpoint_url(url)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+            Credentials::new("test", "test", None, None, "tests"),
+        ))
+        .behavior_version(BehaviorVersion::latest())
+        .build();
+    let secrets = aws_sdk_secretsmanager::Client::new(&aws);
+    let arn = secrets
+        .create_secret()
+        .name(&table.name)
+        .secret_string("first-generated-secret-0123456789abcdef0123456789")
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+    let env = vec![
+        (
+            "AWS_DYNAMO_DB_SESSION_TABLE_NAME".to_owned(),
+            table.name.clone(),
+        ),
+        (session_api::SECRET_ARN_VARIABLE.to_owned(), arn.clone()),
+    ];
+    let layer = session_api::layer_from_env(&aws, env.clone())
+        .await
+        .unwrap();
+    let cookie = api::get(&layer, "/counter", None).await.cookie();
+
+    // Rotation: the new value becomes AWSCURRENT, the old one AWSPREVIOUS.
+    secrets
+        .put_secret_value()
+        .secret_id(&arn)
+        .secret_string("second-generated-secret-0123456789abcdef012345678")
+        .send()
+        .await
+        .unwrap();
+    let rotated = session_api::layer_from_env(&aws, env).await.unwrap();
+    let reply = api::get(&rotated, "/counter", Some(&cookie)).await;
+    assert_eq!(
+        reply.body,
+        json!({"count": 2}),
+        "the old cookie still opens the session"
+    );
+    let moved = reply.cookie();
+    assert_ne!(
+        moved, cookie,
+        "and the session moved to an id signed with the new secret"
+    );
+    assert_eq!(
+        api::get(&rotated, "/session", Some(&moved)).await.body,
+        json!({"count": 2})
+    );
+
+    let missing = vec![(
+        session_api::SECRET_ARN_VARIABLE.to_owned(),
+        format!("{arn}-missing"),
+    )];
+    let err = session_api::layer_from_env(&aws, missing)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, session_api::StartupError::Secret(_)),
+        "{err:?}"
+    );
+}

@@ -253,11 +253,6 @@ impl Config {
     pub fn from_env() -> Result<Config> {
         Config::builder().env_from_process().build()
     }
-
-    /// The idle limit after which a session is expired, if any.
-    pub(crate) fn idle_limit(&self) -> Option<Duration> {
-        self.max_stale
-    }
 }
 
 /// Builds a [`Config`]. Values set here win over the environment, which wins over the file.
@@ -552,7 +547,6 @@ struct Settings {
     lock_expiry_time: Option<Duration>,
     lock_retry_delay: Option<Duration>,
     lock_max_wait_time: Option<Duration>,
-    serializer: Option<()>,
     config_file: Option<PathBuf>,
     touch_after: Option<Duration>,
     /// Option name → where its value came from (variable, `file:key`, builder method).
@@ -591,7 +585,6 @@ impl Settings {
             lock_expiry_time,
             lock_retry_delay,
             lock_max_wait_time,
-            serializer,
             config_file,
             touch_after
         )
@@ -655,7 +648,7 @@ impl Settings {
                         "only `json` can be named here; plug other serializers in with ConfigBuilder::serializer",
                     ));
                 }
-                self.serializer = Some(());
+                // Naming the default changes nothing; only its validity is checked.
             }
             "config_file" => self.config_file = Some(PathBuf::from(value)),
             _ => return Ok(false),

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 /// Clauses of one UpdateItem (or the condition of a DeleteItem/PutItem).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Expression {
     set: Vec<String>,
     remove: Vec<String>,

@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use crate::config::{self, Config};
 use crate::error::{Error, Result};
+use crate::expression::Expression;
 use crate::store::{CREATED_AT, EXPIRE_AT, UPDATED_AT, now, number};
 
 /// Key value of the checkpoint item the collector keeps in the session table.
@@ -394,7 +395,7 @@ impl GarbageCollector {
             })
             .collect();
         let run = Run {
-            rule: GarbageRule::new(self.max_age, self.max_stale, now),
+            rule: garbage_rule(self.max_age, self.max_stale, now),
             deadline,
             work_until,
             hard_stop,
@@ -621,12 +622,12 @@ impl GarbageCollector {
         segment: u32,
         start: Option<Item>,
     ) -> Result<aws_sdk_dynamodb::operation::scan::ScanOutput> {
-        let rule = &run.rule;
-        let mut names = rule.names.clone();
-        names.insert("#key".into(), self.key.clone());
-        names.insert("#created".into(), CREATED_AT.into());
-        names.insert("#updated".into(), UPDATED_AT.into());
-        names.insert("#expire".into(), EXPIRE_AT.into());
+        // The rule plus the names of the projection.
+        let mut scan = run.rule.clone();
+        scan.name("#key", &self.key)
+            .name("#created", CREATED_AT)
+            .name("#updated", UPDATED_AT)
+            .name("#expire", EXPIRE_AT);
         self.send(&run.counts, run.work_until, || {
             self.client
                 .scan()
@@ -634,10 +635,10 @@ impl GarbageCollector {
                 .segment(segment as i32)
                 .total_segments(self.segments as i32)
                 .limit(i32::try_from(self.page_size).unwrap_or(i32::MAX))
-                .filter_expression(&rule.expression)
+                .set_filter_expression(scan.condition_expression())
                 .projection_expression("#key, #created, #updated, #expire")
-                .set_expression_attribute_names(Some(names.clone()))
-                .set_expression_attribute_values(Some(rule.values.clone()))
+                .set_expression_attribute_names(scan.names())
+                .set_expression_attribute_values(scan.values())
                 .set_exclusive_start_key(start.clone())
                 .send()
         })
@@ -674,9 +675,9 @@ impl GarbageCollector {
                     .delete_item()
                     .table_name(&self.table)
                     .key(&self.key, key.clone())
-                    .condition_expression(&rule.expression)
-                    .set_expression_attribute_names(Some(rule.names.clone()))
-                    .set_expression_attribute_values(Some(rule.values.clone()))
+                    .set_condition_expression(rule.condition_expression())
+                    .set_expression_attribute_names(rule.names())
+                    .set_expression_attribute_values(rule.values())
                     .send()
             })
             .await;
@@ -887,39 +888,26 @@ fn is_transient<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> b
 
 /// The garbage rule as a DynamoDB condition at one instant: the scan's filter and every
 /// delete's condition, so both decide alike.
-struct GarbageRule {
-    expression: String,
-    names: HashMap<String, String>,
-    values: HashMap<String, AttributeValue>,
-}
-
-impl GarbageRule {
-    fn new(max_age: Option<Duration>, max_stale: Option<Duration>, now: i64) -> Self {
-        let mut rule = GarbageRule {
-            expression: String::new(),
-            names: HashMap::new(),
-            values: HashMap::new(),
-        };
-        let mut clauses = Vec::new();
-        let limits = [
-            (max_age, "#created", CREATED_AT, ":created_before"),
-            (max_stale, "#updated", UPDATED_AT, ":updated_before"),
-        ];
-        for (limit, name, attribute, value) in limits {
-            if let Some(limit) = limit {
-                let seconds = i64::try_from(limit.as_secs()).unwrap_or(i64::MAX);
-                clauses.push(format!("{name} < {value}"));
-                rule.names.insert(name.into(), attribute.into());
-                rule.values
-                    .insert(value.into(), number(now.saturating_sub(seconds)));
-            }
+fn garbage_rule(max_age: Option<Duration>, max_stale: Option<Duration>, now: i64) -> Expression {
+    let mut rule = Expression::default();
+    let mut clauses = Vec::new();
+    let limits = [
+        (max_age, "#created", CREATED_AT, ":created_before"),
+        (max_stale, "#updated", UPDATED_AT, ":updated_before"),
+    ];
+    for (limit, name, attribute, value) in limits {
+        if let Some(limit) = limit {
+            let seconds = i64::try_from(limit.as_secs()).unwrap_or(i64::MAX);
+            clauses.push(format!("{name} < {value}"));
+            rule.name(name, attribute)
+                .value(value, number(now.saturating_sub(seconds)));
         }
-        clauses.push("#expire <= :now".into());
-        rule.names.insert("#expire".into(), EXPIRE_AT.into());
-        rule.values.insert(":now".into(), number(now));
-        rule.expression = clauses.join(" OR ");
-        rule
     }
+    clauses.push("#expire <= :now".into());
+    rule.name("#expire", EXPIRE_AT)
+        .value(":now", number(now))
+        .condition(clauses.join(" OR "));
+    rule
 }
 
 /// How the sweep of one page ended.
@@ -1051,7 +1039,7 @@ fn read_u64(item: &Item, name: &str) -> Option<u64> {
 
 /// The shared state of one invocation.
 struct Run {
-    rule: GarbageRule,
+    rule: Expression,
     /// When `collect` must return.
     deadline: Option<Instant>,
     /// When scanning and deleting stop, leaving time to save the checkpoint.
@@ -1150,27 +1138,28 @@ mod tests {
 
     #[test]
     fn the_rule_ors_every_configured_limit_with_expiry() {
-        let rule = GarbageRule::new(
+        let rule = garbage_rule(
             Some(Duration::from_secs(100)),
             Some(Duration::from_secs(10)),
             1000,
         );
         assert_eq!(
-            rule.expression,
+            rule.condition_expression().unwrap(),
             "#created < :created_before OR #updated < :updated_before OR #expire <= :now"
         );
-        assert_eq!(rule.values[":created_before"], number(900));
-        assert_eq!(rule.values[":updated_before"], number(990));
-        assert_eq!(rule.values[":now"], number(1000));
-        assert_eq!(rule.names["#created"], CREATED_AT);
+        let values = rule.values().unwrap();
+        assert_eq!(values[":created_before"], number(900));
+        assert_eq!(values[":updated_before"], number(990));
+        assert_eq!(values[":now"], number(1000));
+        assert_eq!(rule.names().unwrap()["#created"], CREATED_AT);
 
-        let stale_only = GarbageRule::new(None, Some(Duration::from_secs(10)), 1000);
+        let stale_only = garbage_rule(None, Some(Duration::from_secs(10)), 1000);
         assert_eq!(
-            stale_only.expression,
+            stale_only.condition_expression().unwrap(),
             "#updated < :updated_before OR #expire <= :now"
         );
         assert!(
-            !stale_only.names.contains_key("#created"),
+            !stale_only.names().unwrap().contains_key("#created"),
             "DynamoDB refuses unused names"
         );
     }

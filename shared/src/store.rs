@@ -99,7 +99,7 @@ impl SessionRecord {
             )
             || past(
                 config
-                    .idle_limit()
+                    .max_stale
                     .map(|d| self.updated_at.saturating_add(secs(d))),
             )
     }
@@ -267,7 +267,7 @@ impl SessionStore {
     /// the expiry is never more than 10 % early.
     pub(crate) fn touch_due(&self, record: &SessionRecord) -> bool {
         let config = &self.inner.config;
-        let Some(idle) = config.idle_limit() else {
+        let Some(idle) = config.max_stale else {
             return false;
         };
         let interval = config.touch_after.min(idle / 10);
@@ -750,7 +750,7 @@ impl SessionStore {
     /// The earlier of last activity + idle limit and creation + absolute limit.
     fn expire_at(&self, created_at: i64, now: i64) -> Option<i64> {
         let config = &self.inner.config;
-        let idle = config.idle_limit().map(|d| now.saturating_add(secs(d)));
+        let idle = config.max_stale.map(|d| now.saturating_add(secs(d)));
         let absolute = config.max_age.map(|d| created_at.saturating_add(secs(d)));
         match (idle, absolute) {
             (Some(a), Some(b)) => Some(a.min(b)),

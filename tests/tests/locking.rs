@@ -8,7 +8,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use dynamodb_session_store::{Concurrency, ConfigBuilder, Error, SessionLayer, SessionStore};
 use integration_tests::{TestTable, api};
-use lambda_http::http::{StatusCode, header};
+use lambda_http::http::{Method, StatusCode, header};
 use lambda_http::tower::ServiceExt;
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
@@ -455,24 +455,9 @@ async fn renew_destroy_and_unchanged_requests_release_the_lock() {
     );
 
     // Renew: the new item carries no lock, the old one is gone.
-    let mut request = Request::default();
-    *request.method_mut() = lambda_http::http::Method::POST;
-    *request.uri_mut() = "/session/renew".parse().unwrap();
-    request
-        .headers_mut()
-        .insert(header::COOKIE, cookie.parse().unwrap());
-    let response = session_api::app(layer.clone())
-        .oneshot(request)
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let renewed = response.headers()[header::SET_COOKIE]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let reply = api::call(&layer, Method::POST, "/session/renew", Some(&cookie), "").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let renewed = reply.cookie();
     assert_eq!(
         attributes(&table).await,
         ["created_at", "data", "session_id", "updated_at"]
@@ -481,15 +466,6 @@ async fn renew_destroy_and_unchanged_requests_release_the_lock() {
     assert_eq!((status, body), (StatusCode::OK, json!({"count": 2})));
 
     // Destroy: the item (and its lock) is gone.
-    let mut request = Request::default();
-    *request.method_mut() = lambda_http::http::Method::DELETE;
-    *request.uri_mut() = "/session".parse().unwrap();
-    request
-        .headers_mut()
-        .insert(header::COOKIE, renewed.parse().unwrap());
-    session_api::app(layer.clone())
-        .oneshot(request)
-        .await
-        .unwrap();
+    api::call(&layer, Method::DELETE, "/session", Some(&renewed), "").await;
     assert!(table.items().await.is_empty());
 }

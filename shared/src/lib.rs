@@ -34,6 +34,7 @@
 #[cfg(feature = "axum")]
 mod axum;
 mod config;
+mod deadline;
 mod error;
 mod error_handler;
 mod expression;
@@ -49,6 +50,7 @@ pub use config::{
     BillingMode, Concurrency, Config, ConfigBuilder, ENV_PREFIX, LEGACY_ENV_PREFIX,
     MIN_SECRET_KEY_LEN, SecretKey,
 };
+pub use deadline::{Deadline, LAMBDA_MAX_TIMEOUT};
 pub use error::{Error, Result};
 pub use error_handler::{DefaultErrorHandler, ErrorAction, ErrorHandler};
 pub use gc::{

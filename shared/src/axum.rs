@@ -1,10 +1,14 @@
-//! `Session` as an axum extractor (feature `axum`), for axum routers served through
-//! `lambda_http` and wrapped in [`SessionLayer`](crate::SessionLayer).
+//! axum integration (feature `axum`): [`Session`] as an extractor, and [`Error`] as a
+//! response, so `?` works in axum handlers with the same status codes as the layer's own
+//! answers (503 with `Retry-After`, 409, 413, 500).
 
 use axum_core::extract::FromRequestParts;
+use axum_core::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::request::Parts;
 
+use crate::error::Error;
+use crate::service::answer::Answer;
 use crate::session::Session;
 
 /// Extracts the request's [`Session`]. Fails with 500 when the router is not wrapped in
@@ -14,20 +18,19 @@ use crate::session::Session;
 ///
 /// ```no_run
 /// use axum::{Router, routing::get};
-/// use dynamodb_session_store::{Session, SessionLayer, SessionStore};
+/// use dynamodb_session_store::{Error, Session, SessionLayer, SessionStore};
 ///
-/// async fn count(session: Session) -> String {
-///     let n: u64 = session.get("n").await.ok().flatten().unwrap_or(0) + 1;
-///     let _ = session.insert("n", n).await;
-///     n.to_string()
+/// async fn count(session: Session) -> Result<String, Error> {
+///     let n: u64 = session.get("n").await?.unwrap_or(0) + 1;
+///     session.insert("n", n).await?;
+///     Ok(n.to_string())
 /// }
 ///
 /// # async fn demo() -> Result<(), lambda_http::Error> {
 /// let store = SessionStore::from_env().await?;
-/// let app = Router::new().route("/", get(count));
-/// let app = lambda_http::tower::ServiceBuilder::new()
-///     .layer(SessionLayer::new(store))
-///     .service(app);
+/// let app = Router::new()
+///     .route("/", get(count))
+///     .layer(SessionLayer::new(store));
 /// lambda_http::run(app).await
 /// # }
 /// ```
@@ -39,5 +42,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
             StatusCode::INTERNAL_SERVER_ERROR,
             "the service is not wrapped in SessionLayer",
         ))
+    }
+}
+
+/// The same answer the layer gives: 503 with `Retry-After` for a lock wait timeout or a
+/// passed deadline, 409 for a conflict, 413 for a session too large, 500 otherwise; a JSON
+/// body `{"error": "..."}` without details.
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        // The layer answers for the session too, so its Retry-After is the configured wait;
+        // here, without the configuration, one second.
+        Answer::for_error(&self).response(std::time::Duration::from_secs(1))
     }
 }

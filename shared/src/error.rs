@@ -59,21 +59,24 @@ pub enum Error {
         source: Box<aws_sdk_dynamodb::Error>,
     },
 
-    /// A conditional write was refused by DynamoDB (hard error): the session was
-    /// removed or changed by someone else between this request's read and write.
-    #[error("conditional check failed on the session table")]
-    ConditionalCheckFailed {
-        /// The SDK error.
-        #[source]
-        source: Box<aws_sdk_dynamodb::Error>,
-    },
+    /// The session no longer exists (hard error): it was deleted, destroyed, renewed or
+    /// collected after this request read it. Nothing was written, and it was not brought back.
+    #[error("the session no longer exists; nothing was written")]
+    ConditionalCheckFailed,
 
-    /// The session lock could not be acquired in time (hard error).
+    /// The session lock could not be acquired in time (hard error): answered with 503 and
+    /// `Retry-After`.
     #[error("could not acquire the session lock within {waited:?}")]
     LockWaitTimeout {
         /// How long this request waited.
         waited: Duration,
     },
+
+    /// The request's time budget (its deadline less the layer's margin) ran out before the
+    /// session work could finish (hard error): answered with 503 and `Retry-After`. What the
+    /// request held is released.
+    #[error("the request's deadline passed before the session store answered")]
+    DeadlineExceeded,
 
     /// This request's lock was broken by another request (it outlived `lock_expiry_time`),
     /// so its write was refused rather than overwrite the other request's session.
@@ -147,19 +150,23 @@ pub enum Error {
         reason: String,
     },
 
-    /// Garbage collection was asked for with neither `max_age` nor `max_stale` set. Nothing
-    /// was deleted: DynamoDB's TTL already removes sessions whose `expire_at` has passed, and
+    /// Garbage collection was asked for with both `max_age` and `max_stale` explicitly set to
+    /// no limit. Nothing was deleted: DynamoDB's TTL already removes sessions whose `expire_at` has passed, and
     /// a collector without a limit would only repeat it (the Ruby gem scanned the whole table
     /// with an empty filter instead).
     #[error(
-        "garbage collection needs a limit: set max_age (AWS_DYNAMO_DB_SESSION_MAX_AGE) or \
-         max_stale (AWS_DYNAMO_DB_SESSION_MAX_STALE), in seconds; nothing was deleted"
+        "garbage collection needs a limit: max_age (AWS_DYNAMO_DB_SESSION_MAX_AGE) and \
+         max_stale (AWS_DYNAMO_DB_SESSION_MAX_STALE) are both `none`; nothing was deleted"
     )]
     NoGarbageLimits,
 
     /// Any other DynamoDB failure (throttling, network, permissions, ...).
     #[error("DynamoDB request failed")]
     DynamoDb(#[source] Box<aws_sdk_dynamodb::Error>),
+
+    /// A failure of a [`SessionBackend`](crate::SessionBackend) other than DynamoDB.
+    #[error("session backend failed")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl Error {
@@ -180,8 +187,9 @@ impl Error {
             Error::MissingSecretKey
                 | Error::MissingClient
                 | Error::TableNotFound { .. }
-                | Error::ConditionalCheckFailed { .. }
+                | Error::ConditionalCheckFailed
                 | Error::LockWaitTimeout { .. }
+                | Error::DeadlineExceeded
                 | Error::LockLost
                 | Error::VersionConflict
         )
@@ -197,10 +205,8 @@ impl Error {
                 table: table.to_owned(),
                 source: Box::new(e),
             },
-            e @ aws_sdk_dynamodb::Error::ConditionalCheckFailedException(_) => {
-                Error::ConditionalCheckFailed {
-                    source: Box::new(e),
-                }
+            aws_sdk_dynamodb::Error::ConditionalCheckFailedException(_) => {
+                Error::ConditionalCheckFailed
             }
             e => Error::DynamoDb(Box::new(e)),
         }

@@ -7,8 +7,10 @@
 //! * [`Config`] — every option of the gem, from code, the environment and a YAML file.
 //! * [`SessionStore`] — load, create, save, touch, renew and delete sessions.
 //! * [`SessionTable`] — create the table (on-demand, TTL on `expire_at`) and delete it.
-//! * [`SessionLayer`] — a tower layer for `lambda_http` that gives every request a lazy
-//!   [`Session`] and writes it back only when needed.
+//! * [`SessionLayer`] — a tower layer for any `http` service (`lambda_http`, axum, hyper)
+//!   that gives every request a lazy [`Session`] and writes it back only when needed.
+//! * [`MemoryStore`] — the same semantics in memory, to unit-test handlers without DynamoDB
+//!   (any [`SessionBackend`] plugs in).
 //! * [`GarbageCollector`] — deletes dead sessions by `max_age` / `max_stale` / `expire_at`,
 //!   refresh-safe and resumable across Lambda invocations.
 //!
@@ -31,6 +33,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod attributes;
 #[cfg(feature = "axum")]
 mod axum;
 mod config;
@@ -39,16 +42,16 @@ mod error;
 mod error_handler;
 mod expression;
 mod gc;
-mod id;
-mod layer;
+mod keys;
 mod serializer;
+mod service;
 mod session;
 mod store;
 mod table;
 
 pub use config::{
-    BillingMode, Concurrency, Config, ConfigBuilder, ENV_PREFIX, LEGACY_ENV_PREFIX,
-    MIN_SECRET_KEY_LEN, SecretKey,
+    BillingMode, Concurrency, Config, ConfigBuilder, DEFAULT_MAX_STALE, ENV_PREFIX,
+    LEGACY_ENV_PREFIX, Lifetime, MIN_SECRET_KEY_LEN, SecretKey,
 };
 pub use deadline::{Deadline, LAMBDA_MAX_TIMEOUT};
 pub use error::{Error, Result};
@@ -58,12 +61,16 @@ pub use gc::{
     DEFAULT_PAGE_SIZE, DEFAULT_SEGMENTS, GarbageCollector, GcReport, MAX_SEGMENTS, PassStatus,
     ScannedPage, collect_garbage,
 };
-pub use id::SessionId;
-pub use layer::{RequestSessionExt, SessionLayer, SessionService};
+pub use keys::SessionId;
+pub use keys::refresh::{SecretSource, SigningSecrets};
 pub use serializer::{JsonSerializer, SessionData, SessionSerializer};
+pub use service::{DEFAULT_DEADLINE_MARGIN, RequestSessionExt, SessionLayer, SessionService};
 pub use session::Session;
+pub use store::{
+    Changes, Guard, Locked, MAX_ITEM_BYTES, MemoryStore, Replaced, SessionBackend, SessionRecord,
+    SessionStore, StoredItem, StoredLock, Written,
+};
+pub use table::SessionTable;
 
 /// The cookie crate's `SameSite`, for [`SessionLayer::with_same_site`].
 pub use cookie::SameSite;
-pub use store::{MAX_ITEM_BYTES, SessionRecord, SessionStore};
-pub use table::SessionTable;

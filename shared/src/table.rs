@@ -10,9 +10,9 @@ use aws_sdk_dynamodb::types::{
     ProvisionedThroughput, ScalarAttributeType, TimeToLiveSpecification, TimeToLiveStatus,
 };
 
+use crate::attributes::EXPIRE_AT;
 use crate::config::{BillingMode, Config};
 use crate::error::{Error, Result};
-use crate::store::EXPIRE_AT;
 
 /// Longest wait for a table to become active or to disappear.
 const DEFAULT_WAIT: Duration = Duration::from_secs(300);

@@ -484,7 +484,7 @@ async fn ten_thousand_sessions_are_swept_across_short_invocations() {
 #[tokio::test]
 async fn no_limit_is_refused_and_nothing_is_deleted() {
     let table = TestTable::new("gc_no_limits").await;
-    let store = table.store(|c| c);
+    let store = table.store(|c| c.max_stale(dynamodb_session_store::Lifetime::Unlimited));
     let keys = create_sessions(&table, &store, &["old", "new"]).await;
     let t = now();
     set_times(
@@ -500,7 +500,10 @@ async fn no_limit_is_refused_and_nothing_is_deleted() {
     assert!(matches!(err, Error::NoGarbageLimits), "{err:?}");
     let err = collect_garbage(store.config()).await.unwrap_err();
     assert!(matches!(err, Error::NoGarbageLimits), "{err:?}");
-    let env = [("AWS_DYNAMO_DB_SESSION_TABLE_NAME", table.name.as_str())];
+    let env = [
+        ("AWS_DYNAMO_DB_SESSION_TABLE_NAME", table.name.as_str()),
+        ("AWS_DYNAMO_DB_SESSION_MAX_STALE", "none"),
+    ];
     let err = Handler::from_env(env, table.client.clone()).unwrap_err();
     assert!(matches!(err, Error::NoGarbageLimits), "{err:?}");
 

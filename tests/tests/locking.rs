@@ -24,6 +24,16 @@ fn data(value: Value) -> dynamodb_session_store::SessionData {
     value.as_object().unwrap().clone()
 }
 
+/// The attributes of a session item that holds no lock.
+const SESSION_ATTRIBUTES: [&str; 6] = [
+    "created_at",
+    "data",
+    "expire_at",
+    "session_id",
+    "updated_at",
+    "version",
+];
+
 /// Attribute names of the table's only item.
 async fn attributes(table: &TestTable) -> Vec<String> {
     let items = table.items().await;
@@ -178,10 +188,7 @@ async fn an_uncontended_locked_request_is_two_calls() {
         ["UpdateItem", "UpdateItem"],
         "lock-and-read, save-and-release"
     );
-    assert_eq!(
-        attributes(&table).await,
-        ["created_at", "data", "session_id", "updated_at"]
-    );
+    assert_eq!(attributes(&table).await, SESSION_ATTRIBUTES);
     calls.take();
 
     let record = store.load(&id).await.unwrap().unwrap();
@@ -191,10 +198,7 @@ async fn an_uncontended_locked_request_is_two_calls() {
         ["UpdateItem", "UpdateItem"],
         "lock-and-read, release only"
     );
-    assert_eq!(
-        attributes(&table).await,
-        ["created_at", "data", "session_id", "updated_at"]
-    );
+    assert_eq!(attributes(&table).await, SESSION_ATTRIBUTES);
 }
 
 #[tokio::test]
@@ -449,19 +453,13 @@ async fn renew_destroy_and_unchanged_requests_release_the_lock() {
         let (status, _, _, _) = get(&layer, "/session", Some(&cookie)).await;
         assert_eq!(status, StatusCode::OK);
     }
-    assert_eq!(
-        attributes(&table).await,
-        ["created_at", "data", "session_id", "updated_at"]
-    );
+    assert_eq!(attributes(&table).await, SESSION_ATTRIBUTES);
 
     // Renew: the new item carries no lock, the old one is gone.
     let reply = api::call(&layer, Method::POST, "/session/renew", Some(&cookie), "").await;
     assert_eq!(reply.status, StatusCode::OK);
     let renewed = reply.cookie();
-    assert_eq!(
-        attributes(&table).await,
-        ["created_at", "data", "session_id", "updated_at"]
-    );
+    assert_eq!(attributes(&table).await, SESSION_ATTRIBUTES);
     let (status, _, body, _) = get(&layer, "/counter", Some(&renewed)).await;
     assert_eq!((status, body), (StatusCode::OK, json!({"count": 2})));
 

@@ -695,13 +695,14 @@ async fn the_session_is_an_axum_extractor() {
     let router = axum::Router::new().route("/", get(visits));
     let mut app = SessionLayer::new(table.store(|c| c)).layer(router);
 
+    // As lambda_http::run does: the axum body becomes a Lambda body.
     let response = Service::<Request>::call(
         ServiceExt::<Request>::ready(&mut app).await.unwrap(),
         Request::default(),
     )
     .await
     .unwrap();
-    let reply = decode(response);
+    let reply = decode(lambda_http::IntoResponse::into_response(response).await);
     let cookie = reply.cookie();
     assert_eq!(reply.body, json!(1), "the body is the visit count");
     let mut request = Request::default();
@@ -714,6 +715,7 @@ async fn the_session_is_an_axum_extractor() {
     )
     .await
     .unwrap();
+    let response = lambda_http::IntoResponse::into_response(response).await;
     assert_eq!(response.into_body().as_ref(), b"2");
 }
 

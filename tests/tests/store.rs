@@ -30,7 +30,30 @@ async fn create_then_load_round_trips_data_and_timestamps() {
     assert_eq!(loaded, created);
     assert_eq!(loaded.data["user"], 7);
     assert_eq!(loaded.created_at, loaded.updated_at);
-    assert_eq!(loaded.expire_at, None, "no limit configured, no expiry");
+}
+
+#[tokio::test]
+async fn every_session_has_a_lifetime_unless_explicitly_unlimited() {
+    let table = TestTable::new("default_lifetime").await;
+    let store = table.store(|c| c);
+    let (_, record) = store.create(&data(json!({"k": 1}))).await.unwrap();
+    let items = table.items().await;
+    let expire_at = items[0]["expire_at"]
+        .as_n()
+        .expect("an integer expire_at, with no limit configured");
+    let expire_at: i64 = expire_at.parse().expect("a whole number of seconds");
+    assert!(expire_at > now(), "in the future");
+    assert_eq!(
+        expire_at,
+        record.created_at + dynamodb_session_store::DEFAULT_MAX_STALE.as_secs() as i64
+    );
+
+    let table = TestTable::new("explicitly_unlimited").await;
+    let store = table.store(|c| c.max_stale(dynamodb_session_store::Lifetime::Unlimited));
+    let (id, record) = store.create(&data(json!({"k": 1}))).await.unwrap();
+    assert_eq!(record.expire_at, None);
+    assert!(!table.items().await[0].contains_key("expire_at"));
+    assert_eq!(store.load(&id).await.unwrap().unwrap().expire_at, None);
 }
 
 #[tokio::test]
@@ -64,7 +87,8 @@ async fn item_layout_uses_a_keyed_hash_never_the_cookie() {
             "data",
             "expire_at",
             "session_id",
-            "updated_at"
+            "updated_at",
+            "version"
         ]
     );
 }
@@ -131,13 +155,13 @@ async fn save_after_delete_fails_and_does_not_resurrect() {
     store.delete(&id).await.unwrap();
     let err = store.save(&id, &record).await.unwrap_err();
     assert!(
-        matches!(err, Error::ConditionalCheckFailed { .. }),
+        matches!(err, Error::ConditionalCheckFailed),
         "{err:?}"
     );
     assert!(err.is_hard());
     let err = store.touch(&id, &record).await.unwrap_err();
     assert!(
-        matches!(err, Error::ConditionalCheckFailed { .. }),
+        matches!(err, Error::ConditionalCheckFailed),
         "{err:?}"
     );
     assert!(table.items().await.is_empty());
@@ -173,9 +197,12 @@ async fn forged_and_truncated_cookies_open_nothing() {
     let cookie = store.cookie_value(&id);
     let (id_part, tag_part) = cookie.split_once('.').unwrap();
 
-    let forged_by_other_key = table
-        .store(|c| c.secret_key(OTHER_SECRET))
-        .cookie_value(&store.verify_cookie(&cookie).unwrap());
+    // The same id, signed with another secret.
+    let other = table.store(|c| c.secret_key(OTHER_SECRET));
+    other.force_next_ids([id.to_bytes()]);
+    let (other_id, _) = other.create(&data(json!({}))).await.unwrap();
+    let forged_by_other_key = other.cookie_value(&other_id);
+    assert_eq!(forged_by_other_key.split_once('.').unwrap().0, id_part);
     for bad in [
         String::new(),
         cookie[..cookie.len() - 1].to_owned(),

@@ -8,7 +8,6 @@ mod secret;
 
 use aws_config::SdkConfig;
 use dynamodb_session_store::{Config, SessionLayer, SessionService, SessionStore};
-use std::convert::Infallible;
 
 use lambda_http::tower::Layer;
 use lambda_http::tower::util::BoxCloneService;
@@ -86,7 +85,7 @@ pub fn resilient(config: aws_sdk_dynamodb::config::Builder) -> aws_sdk_dynamodb:
 }
 
 /// The routes as a boxed service: one nameable type for `main` and the tests.
-pub type Routes = BoxCloneService<Request, Response<Body>, Infallible>;
+pub type Routes = BoxCloneService<Request, Response<Body>, lambda_http::Error>;
 
 /// The handler wrapped in the session layer: the service Lambda runs.
 pub fn app(layer: SessionLayer) -> SessionService<Routes> {

@@ -1,5 +1,7 @@
 //! The demo routes — the function's contract. JSON in and out; errors as
-//! `{"error": "..."}`.
+//! `{"error": "..."}`. Session errors leave the handlers through `?`, as users write them:
+//! the session layer answers them (503 with `Retry-After` when the lock or the deadline
+//! cannot be met, 409 on a conflict, 413 when the session would be too large, 500 otherwise).
 //!
 //! | route | effect |
 //! |---|---|
@@ -10,60 +12,63 @@
 //! | `POST /session/renew` | new id, same data |
 //! | `DELETE /session` | deletes the session and expires the cookie |
 
-use std::convert::Infallible;
 use std::time::Duration;
 
-use dynamodb_session_store::{Error as SessionError, RequestSessionExt, Session};
+use dynamodb_session_store::{RequestSessionExt, Session};
 use lambda_http::http::{Method, StatusCode, header::CONTENT_TYPE};
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Error, Request, RequestExt, Response};
 use serde_json::{Value, json};
 
 /// Longest `hold_ms` accepted.
 pub const MAX_HOLD_MS: u64 = 5_000;
 
-/// Answers one request. Never fails: every error becomes a JSON response.
-pub async fn handle(request: Request) -> Result<Response<Body>, Infallible> {
-    Ok(match route(request).await {
-        Ok(response) => response,
-        Err(failure) => failure.into_response(),
-    })
+/// Answers one request. Bad input and unknown routes become JSON responses; session errors
+/// are returned for the layer to answer.
+///
+/// # Errors
+///
+/// The session's errors, unchanged.
+pub async fn handle(request: Request) -> Result<Response<Body>, Error> {
+    match route(request).await {
+        Ok(response) => Ok(response),
+        Err(Failure::Refused(refused)) => Ok(refused.into_response()),
+        Err(Failure::Session(error)) => Err(error.into()),
+    }
 }
 
-/// A request that cannot be served, and why.
+/// Why a request was not served.
+enum Failure {
+    /// Bad input, an unknown route, a wiring mistake: answered here.
+    Refused(Refused),
+    /// The session store's error: the layer answers it.
+    Session(dynamodb_session_store::Error),
+}
+
+impl From<dynamodb_session_store::Error> for Failure {
+    fn from(error: dynamodb_session_store::Error) -> Self {
+        Failure::Session(error)
+    }
+}
+
+/// A request refused before the session, with its status and message.
 #[derive(Debug)]
-struct Failure {
+struct Refused {
     status: StatusCode,
     message: String,
 }
 
 impl Failure {
     fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Failure {
+        Failure::Refused(Refused {
             status,
             message: message.into(),
-        }
-    }
-
-    fn into_response(self) -> Response<Body> {
-        json_response(self.status, &json!({ "error": self.message }))
+        })
     }
 }
 
-impl From<SessionError> for Failure {
-    fn from(error: SessionError) -> Self {
-        match error {
-            SessionError::SessionTooLarge { size, limit } => Failure::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the session would be {size} bytes; the limit is {limit}"),
-            ),
-            other => {
-                tracing::error!(error = %other, "session failure");
-                Failure::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "the session store failed",
-                )
-            }
-        }
+impl Refused {
+    fn into_response(self) -> Response<Body> {
+        json_response(self.status, &json!({ "error": self.message }))
     }
 }
 
@@ -84,7 +89,7 @@ async fn route(request: Request) -> Result<Response<Body>, Failure> {
             Ok(ok(Value::Object(session.data().await?)))
         }
         ("/session", Method::DELETE) => {
-            session(&request)?.destroy().await;
+            session(&request)?.destroy().await?;
             Ok(ok(json!({ "deleted": true })))
         }
         ("/health" | "/counter" | "/session" | "/session/renew", _) => Err(Failure::new(

@@ -270,8 +270,17 @@ mod tests {
 
     #[test]
     fn no_limit_is_refused() {
-        let err = from_env(&[("AWS_DYNAMO_DB_SESSION_TABLE_NAME", "my-sessions")]).unwrap_err();
+        let err = from_env(&[
+            ("AWS_DYNAMO_DB_SESSION_TABLE_NAME", "my-sessions"),
+            ("AWS_DYNAMO_DB_SESSION_MAX_STALE", "none"),
+        ])
+        .unwrap_err();
         assert!(matches!(err, Error::NoGarbageLimits), "{err:?}");
+        let by_default = from_env(&[("AWS_DYNAMO_DB_SESSION_TABLE_NAME", "my-sessions")]);
+        assert!(
+            by_default.is_ok(),
+            "the default idle limit gives the collector a rule"
+        );
     }
 
     #[test]

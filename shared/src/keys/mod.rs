@@ -9,8 +9,14 @@
 //! Each configured secret (current first, then the previous ones) has its own pair; a session
 //! stays addressed by the pair of the secret that signed it, so rotating the secret does not
 //! lose sessions, and the layer moves such sessions to a fresh id on their next write.
+//!
+//! The secrets can be replaced while the process runs ([`refresh`]): an id keeps the keys that
+//! verified it, so a replacement between two steps of one request changes nothing for it.
+
+pub(crate) mod refresh;
 
 use std::fmt;
+use std::sync::{Arc, RwLock};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -29,18 +35,20 @@ const ENCODED_LEN: usize = 43;
 pub(crate) const COOKIE_VALUE_LEN: usize = 2 * ENCODED_LEN + 1;
 
 /// A session id whose signature verified. Its `Debug` output never shows the id.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct SessionId {
     raw: [u8; ID_BYTES],
-    /// Which configured secret signed it: 0 is the current one.
-    key_index: usize,
+    /// The keys of the secret that signed it.
+    keys: Arc<DerivedKeys>,
+    /// Whether that secret is the current one.
+    current: bool,
 }
 
 impl SessionId {
     /// Whether the id was signed with a previous (rotated-out) secret. The layer moves such a
     /// session to a fresh id on its next write.
     pub fn signed_with_previous_key(&self) -> bool {
-        self.key_index != 0
+        !self.current
     }
 
     #[cfg(feature = "testing")]
@@ -49,6 +57,14 @@ impl SessionId {
         self.raw
     }
 }
+
+impl PartialEq for SessionId {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw == other.raw && self.keys.fingerprint == other.keys.fingerprint
+    }
+}
+
+impl Eq for SessionId {}
 
 impl fmt::Debug for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -61,34 +77,45 @@ impl fmt::Debug for SessionId {
 struct DerivedKeys {
     sign: HmacSha256,
     table: HmacSha256,
+    /// Tells two secrets apart without revealing either.
+    fingerprint: [u8; 16],
 }
 
 impl DerivedKeys {
     fn derive(secret: &SecretKey) -> Self {
         let hkdf = Hkdf::<Sha256>::new(Some(b"dynamodb-session-store"), secret.expose());
+        let expand = |label: &[u8], out: &mut [u8]| {
+            // Outputs of 32 bytes or fewer are far below HKDF-SHA256's limit.
+            hkdf.expand(label, out)
+                .expect("a short output is a valid HKDF length");
+        };
         let key = |label: &[u8]| {
             let mut okm = [0u8; 32];
-            // 32-byte outputs are far below HKDF-SHA256's limit, so expand cannot fail.
-            hkdf.expand(label, &mut okm)
-                .expect("32 bytes is a valid HKDF output length");
+            expand(label, &mut okm);
             <HmacSha256 as Mac>::new_from_slice(&okm).expect("HMAC takes keys of any length")
         };
+        let mut fingerprint = [0u8; 16];
+        expand(b"fingerprint v1", &mut fingerprint);
         DerivedKeys {
             sign: key(b"cookie signature v1"),
             table: key(b"table key v1"),
+            fingerprint,
         }
     }
 }
 
 /// The current secret's keys and the previous ones, newest first.
 pub(crate) struct Keyring {
-    keys: Vec<DerivedKeys>,
+    keys: Vec<Arc<DerivedKeys>>,
 }
 
 impl Keyring {
     pub(crate) fn new<'a>(secrets: impl IntoIterator<Item = &'a SecretKey>) -> Self {
         Keyring {
-            keys: secrets.into_iter().map(DerivedKeys::derive).collect(),
+            keys: secrets
+                .into_iter()
+                .map(|secret| Arc::new(DerivedKeys::derive(secret)))
+                .collect(),
         }
     }
 
@@ -101,19 +128,11 @@ impl Keyring {
 
     /// Wraps raw id bytes as a current-secret id.
     pub(crate) fn adopt(&self, raw: [u8; ID_BYTES]) -> SessionId {
-        SessionId { raw, key_index: 0 }
-    }
-
-    /// The cookie value for `id`, signed by the secret that owns it.
-    pub(crate) fn cookie_value(&self, id: &SessionId) -> String {
-        let mut mac = self.keys[id.key_index].sign.clone();
-        mac.update(&id.raw);
-        let tag = mac.finalize().into_bytes();
-        let mut out = String::with_capacity(COOKIE_VALUE_LEN);
-        URL_SAFE_NO_PAD.encode_string(id.raw, &mut out);
-        out.push('.');
-        URL_SAFE_NO_PAD.encode_string(tag, &mut out);
-        out
+        SessionId {
+            raw,
+            keys: self.keys[0].clone(),
+            current: true,
+        }
     }
 
     /// Verifies a cookie value against every configured secret, newest first. Any malformed,
@@ -140,14 +159,47 @@ impl Keyring {
                 // Constant-time comparison (hmac uses `subtle` underneath).
                 mac.verify_slice(&tag).is_ok()
             })
-            .map(|key_index| SessionId { raw, key_index })
+            .map(|index| SessionId {
+                raw,
+                keys: self.keys[index].clone(),
+                current: index == 0,
+            })
+    }
+}
+
+/// The cookie value for `id`, signed by the secret that verified (or generated) it.
+pub(crate) fn cookie_value(id: &SessionId) -> String {
+    let mut mac = id.keys.sign.clone();
+    mac.update(&id.raw);
+    let tag = mac.finalize().into_bytes();
+    let mut out = String::with_capacity(COOKIE_VALUE_LEN);
+    URL_SAFE_NO_PAD.encode_string(id.raw, &mut out);
+    out.push('.');
+    URL_SAFE_NO_PAD.encode_string(tag, &mut out);
+    out
+}
+
+/// The value stored in the table's hash key for `id`.
+pub(crate) fn table_key(id: &SessionId) -> String {
+    let mut mac = id.keys.table.clone();
+    mac.update(&id.raw);
+    URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+}
+
+/// The keyring in use, replaceable while requests run.
+pub(crate) struct KeyCell(RwLock<Arc<Keyring>>);
+
+impl KeyCell {
+    pub(crate) fn new(keyring: Keyring) -> Self {
+        KeyCell(RwLock::new(Arc::new(keyring)))
     }
 
-    /// The value stored in the table's hash key for `id`.
-    pub(crate) fn table_key(&self, id: &SessionId) -> String {
-        let mut mac = self.keys[id.key_index].table.clone();
-        mac.update(&id.raw);
-        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    pub(crate) fn current(&self) -> Arc<Keyring> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn replace(&self, keyring: Keyring) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keyring);
     }
 }
 
@@ -159,11 +211,18 @@ mod tests {
         SecretKey::new(s.repeat(32))
     }
 
+    /// `cookie` with the character at `pos` replaced by one that always differs from it.
+    fn tamper(cookie: &str, pos: usize) -> String {
+        let mut bytes = cookie.as_bytes().to_vec();
+        bytes[pos] = if bytes[pos] == b'A' { b'B' } else { b'A' };
+        String::from_utf8(bytes).unwrap()
+    }
+
     #[test]
     fn signed_ids_verify_and_forgeries_do_not() {
         let ring = Keyring::new([&key("a")]);
         let id = ring.generate();
-        let cookie = ring.cookie_value(&id);
+        let cookie = cookie_value(&id);
         assert_eq!(cookie.len(), COOKIE_VALUE_LEN);
         assert_eq!(ring.verify(&cookie), Some(id.clone()));
 
@@ -175,9 +234,8 @@ mod tests {
 
         // Every single-character change of the tag or the id is refused.
         for pos in 0..cookie.len() {
-            let mut bytes = cookie.clone().into_bytes();
-            bytes[pos] = if bytes[pos] == b'A' { b'B' } else { b'A' };
-            let tampered = String::from_utf8(bytes).unwrap();
+            let tampered = tamper(&cookie, pos);
+            assert_ne!(tampered, cookie);
             assert_eq!(ring.verify(&tampered), None, "position {pos}");
         }
 
@@ -190,21 +248,21 @@ mod tests {
     fn rotated_out_secret_still_verifies_and_keeps_its_table_key() {
         let old = Keyring::new([&key("a")]);
         let id = old.generate();
-        let cookie = old.cookie_value(&id);
+        let cookie = cookie_value(&id);
 
         let rotated = Keyring::new([&key("b"), &key("a")]);
         let verified = rotated.verify(&cookie).expect("previous secret verifies");
         assert!(verified.signed_with_previous_key());
-        assert_eq!(rotated.table_key(&verified), old.table_key(&id));
-        assert_eq!(rotated.cookie_value(&verified), cookie);
+        assert_eq!(table_key(&verified), table_key(&id));
+        assert_eq!(cookie_value(&verified), cookie);
     }
 
     #[test]
     fn table_key_reveals_neither_cookie_nor_id() {
         let ring = Keyring::new([&key("a")]);
         let id = ring.generate();
-        let table_key = ring.table_key(&id);
-        let cookie = ring.cookie_value(&id);
+        let table_key = table_key(&id);
+        let cookie = cookie_value(&id);
         let (id_part, tag_part) = cookie.split_once('.').unwrap();
         assert_ne!(table_key, id_part);
         assert_ne!(table_key, tag_part);
@@ -215,5 +273,22 @@ mod tests {
     fn fresh_ids_differ() {
         let ring = Keyring::new([&key("a")]);
         assert_ne!(ring.generate(), ring.generate());
+    }
+
+    #[test]
+    fn a_replaced_keyring_verifies_the_new_secret_and_old_ids_keep_their_keys() {
+        let cell = KeyCell::new(Keyring::new([&key("a")]));
+        let id = cell.current().generate();
+        let before = table_key(&id);
+        cell.replace(Keyring::new([&key("b"), &key("a")]));
+        assert_eq!(table_key(&id), before, "an id keeps the keys that made it");
+        let fresh = cell.current().generate();
+        assert!(cell.current().verify(&cookie_value(&fresh)).is_some());
+        assert!(
+            cell.current()
+                .verify(&cookie_value(&id))
+                .unwrap()
+                .signed_with_previous_key()
+        );
     }
 }

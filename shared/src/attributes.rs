@@ -1,0 +1,29 @@
+//! The item layout: attribute names shared by the store, the table and the collector.
+//!
+//! | attribute | type | meaning |
+//! |---|---|---|
+//! | `<table_key>` | S | keyed hash of the session id (never the cookie value) |
+//! | [`DATA`] | S | the session data (JSON by default) |
+//! | [`CREATED_AT`] | N | Unix seconds of the first save |
+//! | [`UPDATED_AT`] | N | Unix seconds of the last write |
+//! | [`EXPIRE_AT`] | N | Unix seconds after which the session is dead: the TTL attribute |
+//! | [`VERSION`] | N | bumped by every data write; guards renewals and optimistic saves |
+//! | [`MAX_STALE`] | N | this session's own idle limit in seconds ("remember me"), if set |
+//! | [`LOCKED_AT`] / [`LOCK_OWNER`] | N / S | pessimistic locking, while a request holds the lock |
+
+/// The serialized session data.
+pub const DATA: &str = "data";
+/// Unix seconds of creation.
+pub const CREATED_AT: &str = "created_at";
+/// Unix seconds of the last write.
+pub const UPDATED_AT: &str = "updated_at";
+/// Unix seconds after which the session is dead; DynamoDB's TTL reads it.
+pub const EXPIRE_AT: &str = "expire_at";
+/// A counter every data write increments.
+pub const VERSION: &str = "version";
+/// The session's own idle limit, in seconds, when it has one.
+pub const MAX_STALE: &str = "max_stale";
+/// Unix milliseconds at which the lock was taken.
+pub const LOCKED_AT: &str = "locked_at";
+/// The token of the request holding the lock.
+pub const LOCK_OWNER: &str = "lock_owner";

@@ -1,0 +1,598 @@
+//! Garbage collection: a scheduled, resumable, race-safe sweep that deletes dead sessions.
+//! The rules and the design are documented on [`GarbageCollector`]; the sweep itself is in
+//! `sweep`, the checkpoint that carries a pass across invocations in `checkpoint`, and the
+//! collector's own retry policy in `retry`.
+
+mod checkpoint;
+mod retry;
+mod sweep;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::num::NonZeroU32;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::Serialize;
+
+use crate::config::{self, Config};
+use crate::error::{Error, Result};
+
+/// Key value of the checkpoint item the collector keeps in the session table.
+pub const CHECKPOINT_KEY: &str = "gc-checkpoint#v1";
+/// Parallel scan segments unless [`GarbageCollector::with_segments`] says otherwise.
+pub const DEFAULT_SEGMENTS: u32 = 4;
+/// Most segments accepted: every segment's key must fit in the one checkpoint item.
+pub const MAX_SEGMENTS: u32 = 1000;
+/// Items a scan page evaluates unless [`GarbageCollector::with_page_size`] says otherwise.
+pub const DEFAULT_PAGE_SIZE: u32 = 500;
+/// Deletes in flight unless [`GarbageCollector::with_concurrency`] says otherwise.
+pub const DEFAULT_CONCURRENCY: usize = 16;
+/// Retries of one request unless [`GarbageCollector::with_max_retries`] says otherwise.
+pub const DEFAULT_MAX_RETRIES: usize = 8;
+/// How often progress is saved while a long invocation runs, so a crash loses little.
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(30);
+
+/// How an invocation of the collector ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PassStatus {
+    /// Every segment was swept: the pass is over and its checkpoint deleted. The next
+    /// invocation starts a new pass.
+    Complete,
+    /// The deadline came first: progress is saved and the next invocation continues.
+    Continuing,
+    /// Another collector moved the checkpoint meanwhile; this one stopped and left the pass
+    /// to it.
+    Superseded,
+}
+
+/// What one invocation of the collector did. Logged through `tracing` and returned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct GcReport {
+    /// Whether the pass is complete, continuing or taken over.
+    pub status: PassStatus,
+    /// Items the scans evaluated (DynamoDB's `ScannedCount`).
+    pub scanned: u64,
+    /// Items the scans returned as garbage.
+    pub garbage_found: u64,
+    /// Sessions deleted.
+    pub deleted: u64,
+    /// Garbage found by the scan that no longer matched the rule at delete time: refreshed
+    /// since the scan, or already deleted (by TTL, the application or another collector).
+    pub skipped_refreshed: u64,
+    /// Scan pages read.
+    pub pages: u64,
+    /// Requests sent again after throttling or a transient failure.
+    pub retries: u64,
+    /// Wall time of the invocation (serialized as `duration_ms`).
+    #[serde(rename = "duration_ms", serialize_with = "as_millis")]
+    pub duration: Duration,
+    /// Segments of the pass.
+    pub segments: u32,
+    /// Segments of the pass finished so far, this invocation and earlier ones.
+    pub segments_done: u32,
+    /// Unix seconds at which the pass began (an earlier invocation's, when resumed).
+    pub pass_started_at: i64,
+}
+
+impl GcReport {
+    /// Whether the pass finished in this invocation.
+    pub fn is_complete(&self) -> bool {
+        self.status == PassStatus::Complete
+    }
+}
+
+fn as_millis<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_u64(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A page of garbage as the test hook sees it, between the scan and the deletes (see
+/// `GarbageCollector::on_page_scanned`, `testing` feature).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ScannedPage {
+    /// The segment the page belongs to.
+    pub segment: u32,
+    /// The key the page was read after (`None` for a segment's first page).
+    pub exclusive_start_key: Option<HashMap<String, AttributeValue>>,
+    /// The garbage found: each item's key and timestamps.
+    pub garbage: Vec<HashMap<String, AttributeValue>>,
+}
+
+#[cfg(feature = "testing")]
+type PageHook =
+    std::sync::Arc<dyn Fn(ScannedPage) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
+
+/// Deletes dead sessions on a schedule: a resumable, race-safe sweep.
+///
+/// DynamoDB's TTL deletes sessions whose `expire_at` has passed for free, but up to about
+/// 48 hours late, and it knows nothing of `max_age` or `max_stale` limits tightened after a
+/// session was written. The collector deletes them on a schedule (the `session-gc`
+/// Lambda runs it from an EventBridge rule).
+///
+/// # What is garbage
+///
+/// With `now` fixed when [`collect`](Self::collect) starts, a session is garbage when **any**
+/// of these holds:
+///
+/// * `created_at < now - max_age` (when `max_age` is set),
+/// * `updated_at < now - max_stale` (when `max_stale` is set), for sessions without an idle
+///   limit of their own (those set by [`Session::set_max_stale`](crate::Session::set_max_stale)
+///   are judged by their `expire_at`),
+/// * `expire_at <= now` (always: the rule [`SessionStore::load`](crate::SessionStore::load)
+///   already applies on read).
+///
+/// An item without these attributes never matches. `max_stale` has a default (a day), so the
+/// collector always has a rule; only with both limits explicitly unlimited does
+/// [`new`](Self::new) refuse with [`Error::NoGarbageLimits`], and nothing is deleted: TTL
+/// alone already covers `expire_at`.
+///
+/// # How it differs from the Ruby gem
+///
+/// The gem's `GarbageCollection.collect_garbage` scans for `created_at < now - max_age`
+/// **and** `updated_at < now - max_stale` (its README says *or*), compares the string it
+/// stores against a number (so it very likely matches nothing), scans the whole table with
+/// an empty filter when no limit is set, deletes with unconditional `BatchWriteItem` (a
+/// session refreshed between the scan and the delete is lost), re-sends unprocessed items in
+/// a tight loop, and has no notion of a deadline. This collector:
+///
+/// * ORs the rules, on numbers, and refuses to run without a limit;
+/// * deletes each session with a `DeleteItem` whose `ConditionExpression` is the garbage rule
+///   itself, evaluated by DynamoDB at delete time: a session refreshed after the scan no
+///   longer matches and survives (counted in [`GcReport::skipped_refreshed`]);
+/// * retries throttling and transient failures with bounded exponential backoff and jitter,
+///   never sleeping past the deadline, and can cap its delete rate;
+/// * stops cleanly before a deadline and resumes in the next invocation from a checkpoint.
+///
+/// # How a sweep runs
+///
+/// The table is scanned in `segments` parallel segments ([`DEFAULT_SEGMENTS`]), a page of at
+/// most `page_size` evaluated items at a time, with the garbage rule as `FilterExpression` and
+/// only the key and the three timestamps projected. The garbage of a page is deleted
+/// concurrently (at most `concurrency` deletes in flight, at most `rate_limit` per second),
+/// then the segment reads its next page.
+///
+/// # Deadline and checkpoint
+///
+/// [`collect`](Self::collect) starts no page it expects to overrun the deadline,
+/// abandons a page still running when the deadline nears (it is read again next time, so at
+/// most one page per segment is read twice), and keeps what is left of the pass in a
+/// checkpoint item in the session table itself, under the key [`CHECKPOINT_KEY`]: the
+/// `LastEvaluatedKey` of every segment's last finished page (`gc_segments`, a list of maps),
+/// when the pass started (`gc_pass_started_at`) and a version number (`gc_version`). Session
+/// keys are 43-character base64url strings, so the checkpoint can never collide with one, and
+/// it has no timestamps, so the garbage rule never matches it and TTL never deletes it. The
+/// next invocation resumes from it; the invocation that finishes the last segment deletes it.
+///
+/// Every checkpoint write is conditional on the version it read, so two collectors running at
+/// once cannot move it backwards: the one that loses stops with
+/// [`PassStatus::Superseded`] (its deletes were conditional, so they stand). When the number
+/// of segments changes between invocations the saved keys mean nothing any more and the pass
+/// restarts from the beginning. Progress is also saved every [`CHECKPOINT_INTERVAL`], so a
+/// crash loses little.
+///
+/// # Usage
+///
+/// Built from a [`Config`] (table, key, `max_age`, `max_stale`) and tuned with the `with_*`
+/// methods. It keeps its own copy of the client with the SDK's retries turned off, because it
+/// retries itself (counted, and never past the deadline).
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::{Duration, Instant};
+/// use dynamodb_session_store::{Config, GarbageCollector};
+///
+/// # async fn demo(client: aws_sdk_dynamodb::Client) -> Result<(), dynamodb_session_store::Error> {
+/// let config = Config::builder()
+///     .table_name("sessions")
+///     .max_age(Duration::from_secs(7 * 24 * 3600))
+///     .max_stale(Duration::from_secs(30 * 60))
+///     .build()?;
+/// let collector = GarbageCollector::new(client, &config)?
+///     .with_segments(8)
+///     .with_rate_limit(200);
+///
+/// // On Lambda: until shortly before the invocation's deadline, then the next one continues.
+/// let report = collector.collect(Instant::now() + Duration::from_secs(60)).await?;
+/// println!("deleted {}, pass {:?}", report.deleted, report.status);
+///
+/// // No deadline: until the pass is complete, like the gem's collect_garbage.
+/// let report = collector.collect_all().await?;
+/// assert!(report.is_complete());
+/// # Ok(()) }
+/// ```
+pub struct GarbageCollector {
+    pub(super) client: Client,
+    pub(super) table: String,
+    pub(super) key: String,
+    pub(super) max_age: Option<Duration>,
+    pub(super) max_stale: Option<Duration>,
+    pub(super) segments: u32,
+    pub(super) page_size: u32,
+    pub(super) concurrency: usize,
+    pub(super) rate_limit: Option<NonZeroU32>,
+    pub(super) max_retries: usize,
+    #[cfg(feature = "testing")]
+    pub(super) on_page_scanned: Option<PageHook>,
+}
+
+impl fmt::Debug for GarbageCollector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GarbageCollector")
+            .field("table", &self.table)
+            .field("key", &self.key)
+            .field("max_age", &self.max_age)
+            .field("max_stale", &self.max_stale)
+            .field("segments", &self.segments)
+            .field("page_size", &self.page_size)
+            .field("concurrency", &self.concurrency)
+            .field("rate_limit", &self.rate_limit)
+            .field("max_retries", &self.max_retries)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GarbageCollector {
+    /// A collector for the table `config` describes, with its `max_age` and `max_stale`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoGarbageLimits`] when `max_age` and `max_stale` are both unlimited;
+    /// [`Error::InvalidConfig`] for values a hand-edited [`Config`] got wrong.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dynamodb_session_store::{Config, Error, GarbageCollector, Lifetime};
+    ///
+    /// # fn demo(client: aws_sdk_dynamodb::Client) {
+    /// let no_limits = Config::builder().max_stale(Lifetime::Unlimited).build().unwrap();
+    /// let err = GarbageCollector::new(client, &no_limits).unwrap_err();
+    /// assert!(matches!(err, Error::NoGarbageLimits));
+    /// # }
+    /// ```
+    pub fn new(client: Client, config: &Config) -> Result<Self> {
+        config::validate(config, |option| format!("Config::{option}"))?;
+        if config.max_age.is_none() && config.max_stale.is_none() {
+            return Err(Error::NoGarbageLimits);
+        }
+        // The collector retries on its own terms (counted, never past the deadline); SDK
+        // retries underneath would multiply the attempts and hide them.
+        let client = Client::from_conf(
+            client
+                .config()
+                .to_builder()
+                .retry_config(RetryConfig::disabled())
+                .build(),
+        );
+        Ok(GarbageCollector {
+            client,
+            table: config.table_name.clone(),
+            key: config.table_key.clone(),
+            max_age: config.max_age,
+            max_stale: config.max_stale,
+            segments: DEFAULT_SEGMENTS,
+            page_size: DEFAULT_PAGE_SIZE,
+            concurrency: DEFAULT_CONCURRENCY,
+            rate_limit: None,
+            max_retries: DEFAULT_MAX_RETRIES,
+            #[cfg(feature = "testing")]
+            on_page_scanned: None,
+        })
+    }
+
+    /// Parallel scan segments, clamped to `1..=`[`MAX_SEGMENTS`]. Changing it between
+    /// invocations restarts the pass.
+    pub fn with_segments(mut self, segments: u32) -> Self {
+        self.segments = segments.clamp(1, MAX_SEGMENTS);
+        self
+    }
+
+    /// Items a scan page evaluates (the scan's `Limit`), at least 1.
+    pub fn with_page_size(mut self, page_size: u32) -> Self {
+        self.page_size = page_size.max(1);
+        self
+    }
+
+    /// Most deletes in flight at once, across all segments; at least 1.
+    pub fn with_concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// Most deletes per second, so the collector never starves the live application on a
+    /// provisioned table; `0` removes the limit. Bursts of up to one second's worth.
+    pub fn with_rate_limit(mut self, deletes_per_second: u32) -> Self {
+        self.rate_limit = NonZeroU32::new(deletes_per_second);
+        self
+    }
+
+    /// Most retries of one request after throttling or a transient failure.
+    pub fn with_max_retries(mut self, retries: usize) -> Self {
+        self.max_retries = retries;
+        self
+    }
+
+    /// Runs `hook` after each page is scanned and before its garbage is deleted (test builds
+    /// only: it lets a test refresh a session at exactly that moment).
+    #[cfg(feature = "testing")]
+    pub fn on_page_scanned<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(ScannedPage) -> futures::future::BoxFuture<'static, ()> + Send + Sync + 'static,
+    {
+        self.on_page_scanned = Some(std::sync::Arc::new(hook));
+        self
+    }
+
+    /// Sweeps until the pass is complete or `deadline` is near, and returns by `deadline`
+    /// provided the last checkpoint write is quick (the time kept for it is the smaller of
+    /// one second and a tenth of the budget). Resumes the pass a previous invocation left.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TableNotFound`]; [`Error::DynamoDb`] when a request fails for good (not
+    /// retryable, or still failing after the retries). Progress made before the failure is
+    /// saved when possible. [`Error::MalformedItem`] when the checkpoint item's version is
+    /// unreadable (delete the item to reset).
+    pub async fn collect(&self, deadline: Instant) -> Result<GcReport> {
+        self.run(Some(deadline)).await
+    }
+
+    /// Sweeps with no deadline until the pass is complete (resuming a saved one), like the
+    /// gem's `collect_garbage`. Meant for scripts and small tables; on Lambda use
+    /// [`collect`](Self::collect).
+    ///
+    /// # Errors
+    ///
+    /// As [`collect`](Self::collect).
+    pub async fn collect_all(&self) -> Result<GcReport> {
+        self.run(None).await
+    }
+}
+
+/// Deletes the garbage in the table `config` describes with the client it carries, in one
+/// pass with no deadline: the gem's `GarbageCollection.collect_garbage`, without its bugs
+/// (see [`GarbageCollector`]).
+///
+/// # Errors
+///
+/// [`Error::MissingClient`] when `config` has no client, [`Error::NoGarbageLimits`] when it
+/// has neither `max_age` nor `max_stale`; otherwise as [`GarbageCollector::collect`].
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), dynamodb_session_store::Error> {
+/// let aws = aws_config::load_from_env().await;
+/// let config = dynamodb_session_store::Config::builder()
+///    .env_from_process()
+///    .dynamo_db_client(aws_sdk_dynamodb::Client::new(&aws))
+///    .build()?;
+/// let report = dynamodb_session_store::collect_garbage(&config).await?;
+/// println!("deleted {} sessions", report.deleted);
+/// # Ok(()) }
+/// ```
+pub async fn collect_garbage(config: &Config) -> Result<GcReport> {
+    let client = config
+        .dynamo_db_client
+        .clone()
+        .ok_or(Error::MissingClient)?;
+    GarbageCollector::new(client, config)?.collect_all().await
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::operation::delete_item::{DeleteItemError, DeleteItemOutput};
+    use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+    use aws_sdk_dynamodb::operation::scan::ScanOutput;
+    use aws_sdk_dynamodb::types::error::ProvisionedThroughputExceededException;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+    use super::checkpoint::{Checkpoint, SegmentProgress, checkpoint_key};
+    use super::sweep::Item;
+    use super::*;
+    use crate::store::number;
+
+    fn config(configure: impl FnOnce(crate::ConfigBuilder) -> crate::ConfigBuilder) -> Config {
+        configure(Config::builder().table_name("sessions"))
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn only_explicitly_unlimited_lifetimes_are_refused() {
+        let client = mock_client!(aws_sdk_dynamodb, []);
+        let by_default = GarbageCollector::new(client.clone(), &config(|c| c)).unwrap();
+        assert_eq!(by_default.max_stale, Some(crate::DEFAULT_MAX_STALE));
+        let unlimited = config(|c| c.max_stale(crate::Lifetime::Unlimited));
+        let err = GarbageCollector::new(client, &unlimited).unwrap_err();
+        assert!(matches!(err, Error::NoGarbageLimits), "{err:?}");
+        let message = err.to_string();
+        assert!(
+            message.contains("AWS_DYNAMO_DB_SESSION_MAX_AGE")
+                && message.contains("AWS_DYNAMO_DB_SESSION_MAX_STALE"),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_throttled_delete_is_retried_and_counted() {
+        let no_checkpoint =
+            mock!(Client::get_item).then_output(|| GetItemOutput::builder().build());
+        let one_page = mock!(Client::scan).then_output(|| {
+            ScanOutput::builder()
+                .items(HashMap::from([(
+                    "session_id".to_owned(),
+                    AttributeValue::S("dead".into()),
+                )]))
+                .scanned_count(1)
+                .count(1)
+                .build()
+        });
+        let throttled = mock!(Client::delete_item)
+            .match_requests(|r| r.condition_expression().is_some())
+            .sequence()
+            .error(|| {
+                DeleteItemError::ProvisionedThroughputExceededException(
+                    ProvisionedThroughputExceededException::builder()
+                        .message("slow down")
+                        // As the SDK's deserializer records it: retries go by the code.
+                        .meta(
+                            aws_sdk_dynamodb::error::ErrorMetadata::builder()
+                                .code("ProvisionedThroughputExceededException")
+                                .build(),
+                        )
+                        .build(),
+                )
+            })
+            .output(|| DeleteItemOutput::builder().build())
+            .build();
+        let client = mock_client!(
+            aws_sdk_dynamodb,
+            RuleMode::MatchAny,
+            [&no_checkpoint, &one_page, &throttled]
+        );
+        let collector =
+            GarbageCollector::new(client, &config(|c| c.max_stale(Duration::from_secs(60))))
+                .unwrap()
+                .with_segments(1);
+
+        let report = collector.collect_all().await.unwrap();
+        assert_eq!(report.status, PassStatus::Complete);
+        assert_eq!((report.deleted, report.retries, report.pages), (1, 1, 1));
+        assert_eq!(throttled.num_calls(), 2);
+    }
+
+    fn saved_checkpoint(segments: Vec<SegmentProgress>) -> Item {
+        Checkpoint {
+            version: 3,
+            pass_started_at: 1_700_000_000,
+            segments,
+        }
+        .to_item("session_id", 3)
+    }
+
+    fn resume_key() -> Item {
+        HashMap::from([("session_id".to_owned(), AttributeValue::S("k".into()))])
+    }
+
+    #[tokio::test]
+    async fn a_saved_pass_resumes_and_a_moved_checkpoint_supersedes_it() {
+        let saved = mock!(Client::get_item).then_output(|| {
+            GetItemOutput::builder()
+                .set_item(Some(saved_checkpoint(vec![
+                    SegmentProgress::Done,
+                    SegmentProgress::Pending(Some(resume_key())),
+                ])))
+                .build()
+        });
+        // Only segment 1 is read, and from the saved key on.
+        let resumed = mock!(Client::scan)
+            .match_requests(|r| {
+                r.segment() == Some(1)
+                    && r.total_segments() == Some(2)
+                    && r.exclusive_start_key() == Some(&resume_key())
+            })
+            .then_output(|| ScanOutput::builder().build());
+        // Meanwhile another collector wrote version 4: clearing version 3 is refused.
+        let moved = mock!(Client::delete_item)
+            .match_requests(|r| {
+                r.key().and_then(|k| k.get("session_id")) == Some(&checkpoint_key())
+            })
+            .then_error(|| {
+                DeleteItemError::ConditionalCheckFailedException(
+                    aws_sdk_dynamodb::types::error::ConditionalCheckFailedException::builder()
+                        .build(),
+                )
+            });
+        let client = mock_client!(
+            aws_sdk_dynamodb,
+            RuleMode::MatchAny,
+            [&saved, &resumed, &moved]
+        );
+        let collector =
+            GarbageCollector::new(client, &config(|c| c.max_stale(Duration::from_secs(60))))
+                .unwrap()
+                .with_segments(2);
+
+        let report = collector.collect_all().await.unwrap();
+        assert_eq!(report.status, PassStatus::Superseded);
+        assert_eq!(report.pass_started_at, 1_700_000_000);
+        assert_eq!((report.pages, report.segments_done), (1, 2));
+        assert_eq!((resumed.num_calls(), moved.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_changed_segment_count_restarts_the_pass() {
+        let saved = mock!(Client::get_item).then_output(|| {
+            GetItemOutput::builder()
+                .set_item(Some(saved_checkpoint(vec![
+                    SegmentProgress::Pending(Some(resume_key())),
+                    SegmentProgress::Done,
+                ])))
+                .build()
+        });
+        let from_the_start = mock!(Client::scan)
+            .match_requests(|r| r.total_segments() == Some(1) && r.exclusive_start_key().is_none())
+            .then_output(|| ScanOutput::builder().build());
+        let cleared = mock!(Client::delete_item)
+            .match_requests(|r| {
+                r.expression_attribute_values()
+                    .and_then(|v| v.get(":expected"))
+                    == Some(&number(3))
+            })
+            .then_output(|| DeleteItemOutput::builder().build());
+        let client = mock_client!(
+            aws_sdk_dynamodb,
+            RuleMode::MatchAny,
+            [&saved, &from_the_start, &cleared]
+        );
+        let collector =
+            GarbageCollector::new(client, &config(|c| c.max_stale(Duration::from_secs(60))))
+                .unwrap()
+                .with_segments(1);
+
+        let report = collector.collect_all().await.unwrap();
+        assert_eq!(report.status, PassStatus::Complete);
+        assert_eq!((from_the_start.num_calls(), cleared.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_refused_delete_is_not_retried() {
+        let no_checkpoint =
+            mock!(Client::get_item).then_output(|| GetItemOutput::builder().build());
+        let one_page = mock!(Client::scan).then_output(|| {
+            ScanOutput::builder()
+                .items(HashMap::from([(
+                    "session_id".to_owned(),
+                    AttributeValue::S("dead".into()),
+                )]))
+                .build()
+        });
+        let denied = mock!(Client::delete_item).then_error(|| {
+            DeleteItemError::generic(
+                aws_sdk_dynamodb::error::ErrorMetadata::builder()
+                    .code("AccessDeniedException")
+                    .build(),
+            )
+        });
+        let client = mock_client!(
+            aws_sdk_dynamodb,
+            RuleMode::MatchAny,
+            [&no_checkpoint, &one_page, &denied]
+        );
+        let collector =
+            GarbageCollector::new(client, &config(|c| c.max_age(Duration::from_secs(60))))
+                .unwrap()
+                .with_segments(1);
+
+        let err = collector.collect_all().await.unwrap_err();
+        assert!(matches!(err, Error::DynamoDb(_)), "{err:?}");
+        assert_eq!(denied.num_calls(), 1);
+    }
+}

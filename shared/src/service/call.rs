@@ -1,0 +1,292 @@
+//! One request through the layer: hand the handler a lazy session, bound the handler by the
+//! deadline, then make the one write and adjust the response's headers.
+//!
+//! The handler's future is polled in place, never boxed, so the layer puts no bounds on the
+//! wrapped service beyond `Service` itself, and its response body passes through untouched.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use futures::FutureExt as _;
+use futures::future::{BoxFuture, CatchUnwind};
+use http::header::{AUTHORIZATION, COOKIE, HeaderValue, PROXY_AUTHORIZATION, SET_COOKIE, VARY};
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use tokio::sync::Mutex;
+
+use super::SessionLayer;
+use super::answer::Answer;
+use super::finish::{Outcome, abandon, finish};
+use crate::deadline::Deadline;
+use crate::session::{Inner, Session, State};
+
+/// Headers whose values the error handler never sees: they are credentials.
+const REDACTED: [http::HeaderName; 4] = [COOKIE, AUTHORIZATION, PROXY_AUTHORIZATION, SET_COOKIE];
+
+/// The service [`SessionLayer`] produces.
+#[derive(Debug, Clone)]
+pub struct SessionService<S> {
+    inner: S,
+    layer: SessionLayer,
+}
+
+impl<S> SessionService<S> {
+    pub(super) fn new(inner: S, layer: SessionLayer) -> Self {
+        SessionService { inner, layer }
+    }
+}
+
+impl<S, ReqBody, ResBody> tower::Service<Request<ReqBody>> for SessionService<S>
+where
+    S: tower::Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: From<String>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let layer = self.layer.clone();
+        let deadline = layer.deadline_of(&request);
+        let session = layer.session_for(&request, deadline);
+        request.extensions_mut().insert(session.clone());
+        let handler = AssertUnwindSafe(self.inner.call(request)).catch_unwind();
+        // The handler is dropped if it is still running half the margin before the deadline;
+        // what it holds is released by a quarter of the margin before.
+        let timer = deadline.map(|d| {
+            let until = d.less(layer.deadline_margin / 2).instant();
+            Box::pin(tokio::time::sleep_until(until.into()))
+        });
+        ResponseFuture {
+            stage: Stage::Handler {
+                handler,
+                timer,
+                session: Some(session),
+            },
+            layer,
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`SessionService`].
+    pub struct ResponseFuture<F: Future, B> {
+        #[pin]
+        stage: Stage<F, B>,
+        layer: SessionLayer,
+    }
+}
+
+pin_project! {
+    #[project = StageProjection]
+    enum Stage<F: Future, B> {
+        /// The handler runs.
+        Handler {
+            #[pin]
+            handler: CatchUnwind<AssertUnwindSafe<F>>,
+            timer: Option<Pin<Box<tokio::time::Sleep>>>,
+            session: Option<Session>,
+        },
+        /// The handler answered: the session's one write, then the response's headers.
+        Finishing {
+            write: BoxFuture<'static, Outcome>,
+            response: Option<Response<B>>,
+        },
+        /// The handler failed or ran out of time: the lock is released, then the session's
+        /// error (if any) is answered, or the failure passed on.
+        Abandoning {
+            release: BoxFuture<'static, Option<Answer>>,
+            // The handler's `Err`; `None` when the deadline came first.
+            failure: Option<F::Output>,
+        },
+        /// The handler panicked: the lock is released, then the panic resumes.
+        Unwinding {
+            release: BoxFuture<'static, Option<Answer>>,
+            panic: Option<Box<dyn std::any::Any + Send>>,
+        },
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: From<String>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let this = self.as_mut().project();
+            let next = match this.stage.project() {
+                StageProjection::Handler {
+                    handler,
+                    timer,
+                    session,
+                } => match handler.poll(cx) {
+                    Poll::Ready(ended) => {
+                        let session = session.take().expect("polled after completion");
+                        match ended {
+                            Ok(Ok(response)) => {
+                                let status = response.status();
+                                Stage::Finishing {
+                                    write: Box::pin(async move { finish(&session, status).await }),
+                                    response: Some(response),
+                                }
+                            }
+                            Ok(Err(error)) => Stage::Abandoning {
+                                release: Box::pin(async move { abandon(&session).await }),
+                                failure: Some(Err(error)),
+                            },
+                            Err(panic) => Stage::Unwinding {
+                                release: Box::pin(async move { abandon(&session).await }),
+                                panic: Some(panic),
+                            },
+                        }
+                    }
+                    Poll::Pending => {
+                        let out_of_time = timer
+                            .as_mut()
+                            .is_some_and(|timer| timer.as_mut().poll(cx).is_ready());
+                        if !out_of_time {
+                            return Poll::Pending;
+                        }
+                        tracing::warn!(
+                            "the handler did not answer before the deadline; answering 503"
+                        );
+                        let session = session.take().expect("polled after completion");
+                        Stage::Abandoning {
+                            release: Box::pin(async move {
+                                abandon(&session).await;
+                                Some(Answer::Busy)
+                            }),
+                            failure: None,
+                        }
+                    }
+                },
+                StageProjection::Finishing { write, response } => {
+                    let outcome = ready!(write.as_mut().poll(cx));
+                    let response = response.take().expect("polled after completion");
+                    return Poll::Ready(Ok(this.layer.apply(outcome, response)));
+                }
+                StageProjection::Abandoning { release, failure } => {
+                    let met = ready!(release.as_mut().poll(cx));
+                    return Poll::Ready(match (met, failure.take()) {
+                        (Some(answer), _) => Ok(this.layer.answer(answer)),
+                        (None, Some(failed)) => failed,
+                        (None, None) => Ok(this.layer.answer(Answer::Busy)),
+                    });
+                }
+                StageProjection::Unwinding { release, panic } => {
+                    ready!(release.as_mut().poll(cx));
+                    std::panic::resume_unwind(panic.take().expect("polled after completion"));
+                }
+            };
+            self.as_mut().project().stage.set(next);
+        }
+    }
+}
+
+impl SessionLayer {
+    /// The request's deadline: a [`Deadline`] in its extensions, else (feature `lambda`) the
+    /// Lambda invocation's.
+    fn deadline_of<B>(&self, request: &Request<B>) -> Option<Deadline> {
+        if let Some(deadline) = request.extensions().get::<Deadline>() {
+            return Some(*deadline);
+        }
+        #[cfg(feature = "lambda")]
+        if let Some(context) = request.extensions().get::<lambda_runtime::Context>() {
+            return Deadline::from_lambda_millis(context.deadline);
+        }
+        None
+    }
+
+    /// A lazy session: its cookies are verified, and it is read, when the handler first
+    /// touches it.
+    fn session_for<B>(&self, request: &Request<B>, deadline: Option<Deadline>) -> Session {
+        let margin = self.deadline_margin;
+        Session::new(Inner {
+            store: self.store.clone(),
+            cookies: self.cookie.values(request.headers()).collect(),
+            request: redacted(request),
+            work_until: deadline.map(|d| d.less(margin)),
+            cleanup_until: deadline.map(|d| d.less(margin / 4)),
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    /// Adds what the outcome requires to the handler's response.
+    fn apply<B: From<String>>(&self, outcome: Outcome, mut response: Response<B>) -> Response<B> {
+        if let Some(answer) = outcome.answer {
+            response = self.answer(answer);
+        }
+        if outcome.read {
+            response
+                .headers_mut()
+                .append(VARY, HeaderValue::from_static("Cookie"));
+        }
+        let cookie = outcome
+            .cookie
+            .and_then(|update| self.cookie.set_cookie(update));
+        // Our values are base64url and the attributes are validated by the cookie crate, so
+        // the header value is always valid.
+        if let Some(value) = cookie.and_then(|c| HeaderValue::try_from(c.to_string()).ok()) {
+            response.headers_mut().append(SET_COOKIE, value);
+        }
+        response
+    }
+
+    fn answer<B: From<String>>(&self, answer: Answer) -> Response<B> {
+        answer.response(self.store.config().lock_max_wait_time)
+    }
+}
+
+/// What the error handler is shown of a request: method, URI, version and headers, with
+/// credentials' values replaced.
+fn redacted<B>(request: &Request<B>) -> http::request::Parts {
+    let mut parts = Request::new(()).into_parts().0;
+    parts.method = request.method().clone();
+    parts.uri = request.uri().clone();
+    parts.version = request.version();
+    parts.headers = request.headers().clone();
+    for name in REDACTED {
+        if let http::header::Entry::Occupied(mut entry) = parts.headers.entry(name) {
+            let count = entry.iter().count();
+            entry.insert(HeaderValue::from_static("<redacted>"));
+            for _ in 1..count {
+                entry.append(HeaderValue::from_static("<redacted>"));
+            }
+        }
+    }
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_never_reach_the_error_handler() {
+        let request = Request::builder()
+            .uri("/login?next=/home")
+            .header(COOKIE, "session=secret-value")
+            .header(COOKIE, "other=also-secret")
+            .header(AUTHORIZATION, "Bearer token-value")
+            .header("x-request-id", "r-1")
+            .body(())
+            .unwrap();
+        let parts = redacted(&request);
+        let shown = format!("{:?}", parts.headers);
+        for secret in ["secret-value", "also-secret", "token-value"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert_eq!(parts.headers.get_all(COOKIE).iter().count(), 2);
+        assert_eq!(parts.headers["x-request-id"], "r-1");
+        assert_eq!(parts.uri.path(), "/login");
+    }
+}

@@ -1,0 +1,195 @@
+//! What to write once the handler has answered: at most one write per request, each
+//! honouring the concurrency mode, and never a write after a failed read.
+//!
+//! | what the handler did | write |
+//! |---|---|
+//! | nothing, or only read (touch not due) | none (or only the lock's release) |
+//! | answered 5xx, failed, panicked, ran out of time | none; the lock is released |
+//! | stored data in a new session | PutItem (conditional on the id being unused) |
+//! | changed data | UpdateItem (conditional per mode) |
+//! | read only, touch due | UpdateItem of `updated_at`/`expire_at` |
+//! | renewed, or changed a session signed by a rotated-out secret | one transaction: new item + delete of the old one (conditional on the version or lock) |
+//! | emptied or destroyed | DeleteItem (conditional per mode) |
+
+use http::StatusCode;
+
+use super::answer::Answer;
+use super::cookie::CookieUpdate;
+use crate::error::Error;
+use crate::error_handler::ErrorAction;
+use crate::session::{Inner, Load, Session, State};
+use crate::store::SessionRecord;
+
+/// What the layer must do to the response once the session is finished with.
+#[derive(Debug, Default)]
+pub(crate) struct Outcome {
+    /// The session was read: responses vary by cookie.
+    pub(crate) read: bool,
+    /// The cookie to send, if any.
+    pub(crate) cookie: Option<CookieUpdate>,
+    /// Replace the response with this error answer.
+    pub(crate) answer: Option<Answer>,
+}
+
+/// Makes the one write the request needs after the handler answered with `status`.
+pub(crate) async fn finish(session: &Session, status: StatusCode) -> Outcome {
+    let inner = session.inner();
+    let mut state = inner.state.lock().await;
+    let mut outcome = Outcome {
+        read: state.load != Load::NotLoaded,
+        answer: state.raised,
+        cookie: None,
+    };
+    if outcome.answer.is_some() || status.is_server_error() {
+        release(inner, &mut state).await;
+        return outcome;
+    }
+    let emptied = state.changed && state.data.is_empty();
+    if state.destroy || emptied {
+        end(inner, &mut state, &mut outcome).await;
+        return outcome;
+    }
+    if state.load != Load::Loaded {
+        // Untouched (no call at all) or a failed read (never written over).
+        return outcome;
+    }
+    match write(inner, &mut state).await {
+        Ok(Some(cookie)) => outcome.cookie = Some(cookie),
+        Ok(None) => {}
+        Err(error) => {
+            failed(inner, &error, &mut outcome);
+            release(inner, &mut state).await;
+        }
+    }
+    outcome
+}
+
+/// The handler failed, panicked or ran out of time: nothing is written, the lock is
+/// released, and the error the session met (if any) says how to answer.
+pub(crate) async fn abandon(session: &Session) -> Option<Answer> {
+    let inner = session.inner();
+    let mut state = inner.state.lock().await;
+    release(inner, &mut state).await;
+    state.raised.or(state.returned)
+}
+
+/// Deletes a destroyed or emptied session and expires its cookie.
+async fn end(inner: &Inner, state: &mut State, outcome: &mut Outcome) {
+    if state.load == Load::Failed && !state.destroy {
+        // Emptied after a failed read: what the handler emptied is not what is stored.
+        return;
+    }
+    let Some(cookie_id) = state.cookie_id.clone().flatten() else {
+        // A session that was never stored has nothing to delete and no cookie to expire.
+        return;
+    };
+    let store = inner.work_store();
+    let deleted = match (&state.stored, state.load) {
+        // Conditional on the lock or version read, per mode.
+        (Some((id, record)), _) => store.destroy(id, record).await,
+        // The cookie named no live session.
+        (None, Load::Loaded) => Ok(()),
+        // A logout without a read (no concurrency control), or after a read the error
+        // policy let pass: the application asked to end the session, and nothing of it is
+        // worth keeping, so it is honoured unconditionally.
+        (None, _) => store.delete(&cookie_id).await,
+    };
+    match deleted {
+        Ok(()) => {
+            state.stored = None;
+            outcome.cookie = Some(CookieUpdate::Remove);
+        }
+        Err(error) => {
+            failed(inner, &error, outcome);
+            release(inner, state).await;
+        }
+    }
+}
+
+/// The one write of a loaded session that goes on: create, move, save, touch, or only the
+/// release of its lock. Returns the cookie to send.
+async fn write(inner: &Inner, state: &mut State) -> Result<Option<CookieUpdate>, Error> {
+    let store = inner.work_store();
+    let max_stale = state.max_stale.take();
+    let Some((id, record)) = state.stored.take() else {
+        if !state.changed {
+            return Ok(None);
+        }
+        let (id, record) = store
+            .create_with(state.next_id.take(), &state.data, max_stale.flatten())
+            .await?;
+        let cookie = issue(inner, &id, &record, true);
+        state.stored = Some((id, record));
+        return Ok(Some(cookie));
+    };
+    let record = SessionRecord {
+        data: state.data.clone(),
+        max_stale: max_stale.unwrap_or(record.max_stale),
+        ..record
+    };
+    let touch_due = store.touch_due(&record);
+    let must_move = state.renew || (id.signed_with_previous_key() && (state.changed || touch_due));
+    // Each branch is one write, and each releases a held lock.
+    let written = if must_move {
+        store
+            .renew_to(&id, &record, state.next_id.take())
+            .await
+            .map(|(id, r)| Some((id, r, true)))
+    } else if state.changed {
+        store
+            .save(&id, &record)
+            .await
+            .map(|r| Some((id.clone(), r, false)))
+    } else if touch_due {
+        store
+            .touch(&id, &record)
+            .await
+            .map(|r| Some((id.clone(), r, false)))
+    } else {
+        store.release(&id, &record).await.map(|()| None)
+    };
+    match written {
+        Ok(Some((id, record, new_id))) => {
+            let cookie = issue(inner, &id, &record, new_id);
+            state.stored = Some((id, record));
+            Ok(Some(cookie))
+        }
+        Ok(None) => Ok(None),
+        Err(error) => {
+            // Kept so the lock it may hold is released.
+            state.stored = Some((id, record));
+            Err(error)
+        }
+    }
+}
+
+fn issue(
+    inner: &Inner,
+    id: &crate::SessionId,
+    record: &SessionRecord,
+    new_id: bool,
+) -> CookieUpdate {
+    CookieUpdate::Issue {
+        value: inner.store.cookie_value(id),
+        expire_at: record.expire_at,
+        new_id,
+        own_lifetime: record.max_stale.is_some(),
+    }
+}
+
+/// Releases the lock this request holds, if any; a failure only delays the next request
+/// until the lock expires, so it is logged, not raised.
+async fn release(inner: &Inner, state: &mut State) {
+    let Some((id, record)) = state.stored.take() else {
+        return;
+    };
+    if let Err(error) = inner.cleanup_store().release(&id, &record).await {
+        tracing::warn!(%error, "could not release the session lock; it will expire");
+    }
+}
+
+fn failed(inner: &Inner, error: &Error, outcome: &mut Outcome) {
+    if inner.policy(error) == ErrorAction::Raise {
+        outcome.answer = Some(Answer::for_error(error));
+    }
+}

@@ -1,0 +1,180 @@
+//! The storage a [`SessionStore`](crate::SessionStore) runs on: a small set of atomic,
+//! conditional operations on one item per session.
+//!
+//! [`SessionStore`](crate::SessionStore) decides *what* to write (ids, expiry, versions, the
+//! lock protocol, the size limit, sealing) once, for every backend; a backend only has to
+//! apply each operation atomically and say why a condition failed. DynamoDB and
+//! [`MemoryStore`](crate::MemoryStore) implement it, and one conformance suite runs against
+//! both.
+
+use std::fmt::Debug;
+
+use crate::error::Result;
+
+/// One session as a backend stores it, under its table key.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StoredItem {
+    /// The encoded session data.
+    pub data: String,
+    /// Unix seconds of creation.
+    pub created_at: i64,
+    /// Unix seconds of the last write.
+    pub updated_at: i64,
+    /// Unix seconds after which the session is dead, if it has a limit.
+    pub expire_at: Option<i64>,
+    /// Bumped by every data write; `None` on items written before versions existed.
+    pub version: Option<u64>,
+    /// The session's own idle limit in seconds, when it has one ("remember me").
+    pub max_stale: Option<u64>,
+    /// The lock a request holds on the session (pessimistic concurrency).
+    pub lock: Option<StoredLock>,
+}
+
+/// A held lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredLock {
+    /// The holder's random token.
+    pub owner: String,
+    /// Unix milliseconds at which it was taken.
+    pub locked_at_ms: i64,
+}
+
+/// What a conditional write requires of the stored item. Every update also requires the
+/// item to exist, so no write ever brings a deleted session back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Guard {
+    /// Nothing more (a delete under this guard is unconditional).
+    None,
+    /// The item's version is still this one (`None`: the item has no version yet).
+    Version(Option<u64>),
+    /// The lock is still held by this owner. A write under this guard also releases it.
+    Lock(String),
+}
+
+/// What an update writes. Fields left `None` are not touched.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// New encoded data.
+    pub data: Option<String>,
+    /// New last-write time (Unix seconds).
+    pub updated_at: Option<i64>,
+    /// New expiry: `Some(None)` removes it.
+    pub expire_at: Option<Option<i64>>,
+    /// New per-session idle limit in seconds: `Some(None)` removes it.
+    pub max_stale: Option<Option<u64>>,
+    /// Increment the version (creating it at 1 when absent).
+    pub bump_version: bool,
+}
+
+/// How a conditional write ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    /// The write was applied.
+    Applied,
+    /// The guard did not hold; the item as it stands (`None`: absent). Backends that cannot
+    /// tell must read it (consistently) rather than guess: the store fails safe only if it
+    /// knows whether the session was deleted, locked or changed.
+    Refused(Option<StoredItem>),
+}
+
+/// How an attempt to take a session's lock ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Locked {
+    /// This request holds the lock now; the item as it stands, lock included.
+    Acquired(StoredItem),
+    /// Another request holds an unexpired lock.
+    Busy,
+    /// There is no such session.
+    Absent,
+}
+
+/// How an atomic move of a session to a new key ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replaced {
+    /// The new item exists and the old one is gone.
+    Applied,
+    /// The new key is taken; nothing was written.
+    Collision,
+    /// The old item's guard did not hold; nothing was written. The old item as it stands.
+    Refused(Option<StoredItem>),
+}
+
+/// Storage for sessions, one item per table key.
+///
+/// Every method must be atomic with respect to the others on the same key, as DynamoDB's
+/// single-item writes are.
+///
+/// # Examples
+///
+/// A handler test against [`MemoryStore`](crate::MemoryStore), no DynamoDB needed:
+///
+/// ```
+/// use dynamodb_session_store::{Config, MemoryStore, SessionData, SessionStore};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), dynamodb_session_store::Error> {
+/// let config = Config::builder().secret_key("0123456789abcdef0123456789abcdef").build()?;
+/// let store = SessionStore::with_backend(config, MemoryStore::default())?;
+/// let (id, _) = store.create(&SessionData::new()).await?;
+/// assert!(store.load(&id).await?.is_some());
+/// # Ok(()) }
+/// ```
+#[async_trait::async_trait]
+pub trait SessionBackend: Debug + Send + Sync + 'static {
+    /// Reads an item (strongly consistent when `consistent`).
+    ///
+    /// # Errors
+    ///
+    /// Backend failures.
+    async fn get(&self, key: &str, consistent: bool) -> Result<Option<StoredItem>>;
+
+    /// Writes `item` under `key` only if the key is unused. Returns `false` when it is taken.
+    ///
+    /// # Errors
+    ///
+    /// Backend failures.
+    async fn insert(&self, key: &str, item: &StoredItem) -> Result<bool>;
+
+    /// Takes the lock for `owner` if the item exists and has no lock, a lock taken before
+    /// `stale_before_ms`, or a lock `owner` already holds; stamps it `now_ms`.
+    ///
+    /// # Errors
+    ///
+    /// Backend failures.
+    async fn lock(
+        &self,
+        key: &str,
+        owner: &str,
+        now_ms: i64,
+        stale_before_ms: i64,
+    ) -> Result<Locked>;
+
+    /// Applies `changes` if the item exists and `guard` holds.
+    ///
+    /// # Errors
+    ///
+    /// Backend failures.
+    async fn update(&self, key: &str, changes: &Changes, guard: &Guard) -> Result<Written>;
+
+    /// Deletes the item if `guard` holds. Deleting an absent item under [`Guard::None`] is
+    /// applied (there is nothing to delete).
+    ///
+    /// # Errors
+    ///
+    /// Backend failures.
+    async fn delete(&self, key: &str, guard: &Guard) -> Result<Written>;
+
+    /// Atomically inserts `item` under the unused `new_key` and deletes `old_key` if `guard`
+    /// holds: both or neither.
+    ///
+    /// # Errors
+    ///
+    /// Backend failures.
+    async fn replace(
+        &self,
+        old_key: &str,
+        guard: &Guard,
+        new_key: &str,
+        item: &StoredItem,
+    ) -> Result<Replaced>;
+}

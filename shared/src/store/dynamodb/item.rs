@@ -1,0 +1,119 @@
+//! [`StoredItem`] to and from DynamoDB attribute maps (the layout in [`crate::attributes`]).
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use crate::attributes::{
+    CREATED_AT, DATA, EXPIRE_AT, LOCK_OWNER, LOCKED_AT, MAX_STALE, UPDATED_AT, VERSION,
+};
+use crate::error::{Error, Result};
+use crate::store::backend::{StoredItem, StoredLock};
+
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+/// Every attribute a session read needs, for a `ProjectionExpression`: placeholders and names.
+pub(super) const PROJECTION: [(&str, &str); 8] = [
+    ("#data", DATA),
+    ("#created", CREATED_AT),
+    ("#updated", UPDATED_AT),
+    ("#expire", EXPIRE_AT),
+    ("#version", VERSION),
+    ("#session_max_stale", MAX_STALE),
+    ("#locked", LOCKED_AT),
+    ("#owner", LOCK_OWNER),
+];
+
+pub(crate) fn number(n: i64) -> AttributeValue {
+    AttributeValue::N(n.to_string())
+}
+
+pub(super) fn unsigned(n: u64) -> AttributeValue {
+    AttributeValue::N(n.to_string())
+}
+
+/// The attribute map of a new item under `key`.
+pub(super) fn to_item(key_attribute: &str, key: &str, stored: &StoredItem) -> Item {
+    let mut item = HashMap::from([
+        (key_attribute.to_owned(), AttributeValue::S(key.to_owned())),
+        (DATA.to_owned(), AttributeValue::S(stored.data.clone())),
+        (CREATED_AT.to_owned(), number(stored.created_at)),
+        (UPDATED_AT.to_owned(), number(stored.updated_at)),
+    ]);
+    let optional = [
+        (EXPIRE_AT, stored.expire_at.map(number)),
+        (VERSION, stored.version.map(unsigned)),
+        (MAX_STALE, stored.max_stale.map(unsigned)),
+    ];
+    for (name, value) in optional {
+        if let Some(value) = value {
+            item.insert(name.to_owned(), value);
+        }
+    }
+    item
+}
+
+/// Reads an item this store wrote (or the Ruby gem: `data` may be absent, numbers decimal).
+pub(super) fn from_item(item: &Item) -> Result<StoredItem> {
+    let data = match item.get(DATA) {
+        Some(AttributeValue::S(text)) => text.clone(),
+        None => String::new(),
+        Some(_) => return Err(Error::MalformedItem("`data` is not a string".into())),
+    };
+    let updated_at = read_number(item, UPDATED_AT)?.unwrap_or(0);
+    let lock = match (read_number(item, LOCKED_AT)?, item.get(LOCK_OWNER)) {
+        (Some(locked_at_ms), Some(AttributeValue::S(owner))) => Some(StoredLock {
+            owner: owner.clone(),
+            locked_at_ms,
+        }),
+        // The gem's lock carries only `locked_at`.
+        (Some(locked_at_ms), None) => Some(StoredLock {
+            owner: String::new(),
+            locked_at_ms,
+        }),
+        _ => None,
+    };
+    Ok(StoredItem {
+        data,
+        created_at: read_number(item, CREATED_AT)?.unwrap_or(updated_at),
+        updated_at,
+        expire_at: read_number(item, EXPIRE_AT)?,
+        version: read_number(item, VERSION)?.map(|v| v.max(0) as u64),
+        max_stale: read_number(item, MAX_STALE)?.map(|v| v.max(0) as u64),
+        lock,
+    })
+}
+
+fn read_number(item: &Item, name: &str) -> Result<Option<i64>> {
+    match item.get(name) {
+        None => Ok(None),
+        Some(AttributeValue::N(n)) => n
+            .parse::<f64>()
+            .map(|v| Some(v as i64))
+            .map_err(|_| Error::MalformedItem(format!("`{name}` is not a number"))),
+        Some(_) => Err(Error::MalformedItem(format!("`{name}` is not a number"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_round_trip() {
+        let stored = StoredItem {
+            data: "{}".into(),
+            created_at: 10,
+            updated_at: 20,
+            expire_at: Some(30),
+            version: Some(4),
+            max_stale: Some(3600),
+            lock: None,
+        };
+        let item = to_item("session_id", "k", &stored);
+        assert_eq!(item["session_id"], AttributeValue::S("k".into()));
+        assert_eq!(from_item(&item).unwrap(), stored);
+        let bare = to_item("session_id", "k", &StoredItem::default());
+        assert!(!bare.contains_key(EXPIRE_AT) && !bare.contains_key(VERSION));
+    }
+}

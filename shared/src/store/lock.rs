@@ -1,0 +1,98 @@
+//! Taking a session's lock (pessimistic concurrency): retried with `backon` every
+//! `lock_retry_delay` plus jitter, until `lock_max_wait_time` or the deadline.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use backon::{ConstantBuilder, Retryable};
+
+use super::SessionStore;
+use super::backend::{Locked, StoredItem};
+use super::record::LockToken;
+use crate::error::{Error, Result};
+
+/// Why one attempt did not take the lock.
+enum Attempt {
+    /// Another request holds it: wait and try again.
+    Busy,
+    /// Anything else ends the wait.
+    Failed(Error),
+}
+
+impl SessionStore {
+    /// Takes the lock on `key` and reads the item in one call, waiting while another request
+    /// holds it. `None` when there is no such session.
+    pub(super) async fn acquire(
+        &self,
+        key: &str,
+    ) -> Result<Option<(StoredItem, Option<LockToken>)>> {
+        let config = &self.inner.config;
+        let token = LockToken::generate();
+        let expiry_ms = i64::try_from(config.lock_expiry_time.as_millis()).unwrap_or(i64::MAX);
+        let started = Instant::now();
+        let mut give_up = started + config.lock_max_wait_time;
+        if let Some(deadline) = self.deadline {
+            give_up = give_up.min(deadline.instant());
+        }
+        let attempt = || async {
+            let now_ms = now_millis();
+            let locked = self
+                .bounded(self.inner.backend.lock(
+                    key,
+                    &token.0,
+                    now_ms,
+                    now_ms.saturating_sub(expiry_ms),
+                ))
+                .await;
+            match locked {
+                Ok(Locked::Acquired(item)) => Ok(Some(item)),
+                Ok(Locked::Absent) => Ok(None),
+                Ok(Locked::Busy) => Err(Attempt::Busy),
+                Err(error) => Err(Attempt::Failed(error)),
+            }
+        };
+        let waited = attempt
+            .retry(
+                ConstantBuilder::default()
+                    .with_delay(config.lock_retry_delay)
+                    .without_max_times(),
+            )
+            .sleep(tokio::time::sleep)
+            .when(|e| matches!(e, Attempt::Busy))
+            // Jitter spreads waiters out instead of retrying in step; no sleep may end past
+            // the wait's limit.
+            .adjust(|_, delay| {
+                delay
+                    .map(|d| d + jitter(d / 4))
+                    .filter(|d| Instant::now() + *d <= give_up)
+            })
+            .notify(|_, _| tracing::debug!("session locked by another request; waiting"))
+            .await;
+        match waited {
+            Ok(item) => Ok(item.map(|item| (item, Some(token)))),
+            Err(Attempt::Failed(error)) => Err(error),
+            Err(Attempt::Busy) => {
+                let waited = started.elapsed();
+                tracing::info!(
+                    waited_ms = waited.as_millis() as u64,
+                    "session lock wait timed out"
+                );
+                Err(Error::LockWaitTimeout { waited })
+            }
+        }
+    }
+}
+
+/// Unix milliseconds now (lock timestamps).
+fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// A random duration in `[0, max)`.
+fn jitter(max: Duration) -> Duration {
+    let nanos = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX).max(1);
+    let random = getrandom::u64().unwrap_or(0);
+    Duration::from_nanos(random % nanos)
+}

@@ -1,0 +1,198 @@
+//! [`MemoryStore`]: sessions in process memory, with the same semantics as DynamoDB.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::backend::{
+    Changes, Guard, Locked, Replaced, SessionBackend, StoredItem, StoredLock, Written,
+};
+use crate::error::Result;
+
+/// Sessions kept in memory: for unit tests of handlers, and for local development.
+///
+/// It applies every operation atomically, as DynamoDB does, so the store's concurrency
+/// modes, expiry, renewals and size limit behave exactly as on a table; the same
+/// conformance suite runs against both. Clones share the sessions. Nothing is persisted and
+/// nothing is shared between processes: not for production.
+///
+/// # Examples
+///
+/// Unit-testing a handler behind the layer, no DynamoDB emulator needed:
+///
+/// ```
+/// use dynamodb_session_store::{Config, MemoryStore, RequestSessionExt, SessionLayer, SessionStore};
+/// use http::{Request, Response, header};
+/// use tower::{Layer, ServiceExt, service_fn};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// async fn count(req: Request<String>) -> Result<Response<String>, dynamodb_session_store::Error> {
+///     let session = req.session().expect("behind the layer");
+///     let n: u64 = session.get("n").await?.unwrap_or(0) + 1;
+///     session.insert("n", n).await?;
+///     Ok(Response::new(n.to_string()))
+/// }
+///
+/// let config = Config::builder().secret_key("0123456789abcdef0123456789abcdef").build()?;
+/// let memory = MemoryStore::default();
+/// let app = SessionLayer::new(SessionStore::with_backend(config, memory.clone())?)
+///     .layer(service_fn(count));
+///
+/// let first = app.clone().oneshot(Request::new(String::new())).await?;
+/// assert_eq!(first.body(), "1");
+/// let cookie = first.headers()[header::SET_COOKIE].to_str()?.split(';').next().unwrap().to_owned();
+///
+/// let mut again = Request::new(String::new());
+/// again.headers_mut().insert(header::COOKIE, cookie.parse()?);
+/// assert_eq!(app.oneshot(again).await?.body(), "2");
+/// assert_eq!(memory.len(), 1);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    items: Arc<Mutex<HashMap<String, StoredItem>>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemoryStore::default()
+    }
+
+    /// How many sessions are stored (expired ones included until overwritten or deleted).
+    pub fn len(&self) -> usize {
+        self.items().len()
+    }
+
+    /// Whether no session is stored.
+    pub fn is_empty(&self) -> bool {
+        self.items().is_empty()
+    }
+
+    /// Every stored item with its table key, for assertions in tests.
+    pub fn items_snapshot(&self) -> Vec<(String, StoredItem)> {
+        self.items()
+            .iter()
+            .map(|(key, item)| (key.clone(), item.clone()))
+            .collect()
+    }
+
+    fn items(&self) -> MutexGuard<'_, HashMap<String, StoredItem>> {
+        // A panic while holding the lock cannot leave an item half-written: every operation
+        // replaces whole values.
+        self.items.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Whether `guard` holds for the present `item`.
+fn holds(guard: &Guard, item: &StoredItem) -> bool {
+    match guard {
+        Guard::None => true,
+        Guard::Version(version) => item.version == *version,
+        Guard::Lock(owner) => item.lock.as_ref().is_some_and(|l| l.owner == *owner),
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionBackend for MemoryStore {
+    async fn get(&self, key: &str, _consistent: bool) -> Result<Option<StoredItem>> {
+        Ok(self.items().get(key).cloned())
+    }
+
+    async fn insert(&self, key: &str, item: &StoredItem) -> Result<bool> {
+        let mut items = self.items();
+        if items.contains_key(key) {
+            return Ok(false);
+        }
+        items.insert(key.to_owned(), item.clone());
+        Ok(true)
+    }
+
+    async fn lock(
+        &self,
+        key: &str,
+        owner: &str,
+        now_ms: i64,
+        stale_before_ms: i64,
+    ) -> Result<Locked> {
+        let mut items = self.items();
+        let Some(item) = items.get_mut(key) else {
+            return Ok(Locked::Absent);
+        };
+        let free = match &item.lock {
+            None => true,
+            Some(lock) => lock.locked_at_ms < stale_before_ms || lock.owner == owner,
+        };
+        if !free {
+            return Ok(Locked::Busy);
+        }
+        item.lock = Some(StoredLock {
+            owner: owner.to_owned(),
+            locked_at_ms: now_ms,
+        });
+        Ok(Locked::Acquired(item.clone()))
+    }
+
+    async fn update(&self, key: &str, changes: &Changes, guard: &Guard) -> Result<Written> {
+        let mut items = self.items();
+        let Some(item) = items.get_mut(key) else {
+            return Ok(Written::Refused(None));
+        };
+        if !holds(guard, item) {
+            return Ok(Written::Refused(Some(item.clone())));
+        }
+        if let Some(data) = &changes.data {
+            item.data = data.clone();
+        }
+        if let Some(updated_at) = changes.updated_at {
+            item.updated_at = updated_at;
+        }
+        if let Some(expire_at) = changes.expire_at {
+            item.expire_at = expire_at;
+        }
+        if let Some(max_stale) = changes.max_stale {
+            item.max_stale = max_stale;
+        }
+        if changes.bump_version {
+            item.version = Some(item.version.unwrap_or(0) + 1);
+        }
+        if matches!(guard, Guard::Lock(_)) {
+            item.lock = None;
+        }
+        Ok(Written::Applied)
+    }
+
+    async fn delete(&self, key: &str, guard: &Guard) -> Result<Written> {
+        let mut items = self.items();
+        match items.get(key) {
+            None if *guard == Guard::None => Ok(Written::Applied),
+            None => Ok(Written::Refused(None)),
+            Some(item) if !holds(guard, item) => Ok(Written::Refused(Some(item.clone()))),
+            Some(_) => {
+                items.remove(key);
+                Ok(Written::Applied)
+            }
+        }
+    }
+
+    async fn replace(
+        &self,
+        old_key: &str,
+        guard: &Guard,
+        new_key: &str,
+        item: &StoredItem,
+    ) -> Result<Replaced> {
+        let mut items = self.items();
+        if items.contains_key(new_key) {
+            return Ok(Replaced::Collision);
+        }
+        match items.get(old_key) {
+            None => return Ok(Replaced::Refused(None)),
+            Some(old) if !holds(guard, old) => return Ok(Replaced::Refused(Some(old.clone()))),
+            Some(_) => {}
+        }
+        items.remove(old_key);
+        items.insert(new_key.to_owned(), item.clone());
+        Ok(Replaced::Applied)
+    }
+}

@@ -39,6 +39,14 @@ impl Reply {
     }
 }
 
+/// `value` with its last character replaced by another one — never by itself, so the result
+/// always differs from `value` (replacing it with a fixed character would reproduce the
+/// genuine value whenever that was the character already there).
+pub fn tamper_last(value: &str) -> String {
+    let (head, last) = value.split_at(value.len() - 1);
+    format!("{head}{}", if last == "A" { "B" } else { "A" })
+}
+
 /// A request with an optional `Cookie` header (after an unrelated cookie, as browsers send).
 pub fn request(method: Method, path: &str, cookie: Option<&str>, body: &str) -> Request {
     let mut request = Request::new(Body::from(body));

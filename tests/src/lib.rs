@@ -8,7 +8,9 @@
 //! default AWS credential chain, and deletes the tables it made.
 
 pub mod api;
+pub mod conformance;
 pub mod fault_proxy;
+pub mod omit;
 
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -251,3 +251,207 @@ fn yaml_file_reads_lists_of_previous_secrets_and_gem_style_symbol_keys() {
     assert_eq!(config.previous_secret_keys.len(), 2);
     assert!(!config.consistent_read);
 }
+
+#[test]
+fn enable_locking_and_concurrency_are_one_setting_with_one_precedence() {
+    use dynamodb_session_store::Concurrency;
+    let mode =
+        |builder: dynamodb_session_store::ConfigBuilder| builder.build().unwrap().concurrency;
+
+    // The builder wins over the environment, whichever name each uses.
+    let builder_off = Config::builder()
+        .enable_locking(false)
+        .env([("AWS_DYNAMO_DB_SESSION_CONCURRENCY", "pessimistic")]);
+    assert_eq!(mode(builder_off), Concurrency::None);
+    let builder_optimistic = Config::builder()
+        .concurrency(Concurrency::Optimistic)
+        .env([("AWS_DYNAMO_DB_SESSION_ENABLE_LOCKING", "true")]);
+    assert_eq!(mode(builder_optimistic), Concurrency::Optimistic);
+
+    // The environment wins over the file.
+    let file = write_file("concurrency: optimistic\n");
+    let env_on = Config::builder().env([
+        ("AWS_DYNAMO_DB_SESSION_CONFIG_FILE", file.to_str().unwrap()),
+        ("AWS_DYNAMO_DB_SESSION_ENABLE_LOCKING", "true"),
+    ]);
+    assert_eq!(mode(env_on), Concurrency::Pessimistic);
+    let file = write_file("enable_locking: true\n");
+    let env_none = Config::builder().env([
+        ("AWS_DYNAMO_DB_SESSION_CONFIG_FILE", file.to_str().unwrap()),
+        ("AWS_DYNAMO_DB_SESSION_CONCURRENCY", "none"),
+    ]);
+    assert_eq!(mode(env_none), Concurrency::None);
+    assert_eq!(
+        mode(Config::builder().config_file(&file)),
+        Concurrency::Pessimistic
+    );
+
+    // Within one source the two must agree; the error names both.
+    let err = Config::builder()
+        .env([
+            ("AWS_DYNAMO_DB_SESSION_CONCURRENCY", "optimistic"),
+            ("AWS_DYNAMO_DB_SESSION_ENABLE_LOCKING", "true"),
+        ])
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("AWS_DYNAMO_DB_SESSION_CONCURRENCY")
+            && err.contains("AWS_DYNAMO_DB_SESSION_ENABLE_LOCKING"),
+        "{err}"
+    );
+    let file = write_file("concurrency: pessimistic\nenable_locking: false\n");
+    let err = Config::builder()
+        .config_file(&file)
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(":concurrency") && err.contains(":enable_locking"),
+        "{err}"
+    );
+    let err = Config::builder()
+        .concurrency(Concurrency::None)
+        .enable_locking(true)
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("ConfigBuilder::concurrency") && err.contains("ConfigBuilder::enable_locking"),
+        "{err}"
+    );
+}
+
+#[test]
+fn lock_delays_must_be_positive_in_every_source() {
+    for (variable, option) in [
+        ("AWS_DYNAMO_DB_SESSION_LOCK_RETRY_DELAY", "lock_retry_delay"),
+        ("AWS_DYNAMO_DB_SESSION_LOCK_EXPIRY_TIME", "lock_expiry_time"),
+    ] {
+        let err = Config::builder()
+            .env([(variable, "0ms")])
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains(variable), "{err}");
+        let file = write_file(&format!("{option}: 0\n"));
+        let err = Config::builder().config_file(&file).build().unwrap_err();
+        assert!(err.to_string().contains(option), "{err}");
+    }
+    let err = Config::builder()
+        .lock_expiry_time(Duration::ZERO)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("lock_expiry_time"), "{err}");
+}
+
+/// Log lines written while `f` runs, at every level.
+fn logs_of<T>(f: impl FnOnce() -> T) -> (T, String) {
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let result = tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    (result, text)
+}
+
+#[test]
+fn a_misspelt_variable_is_warned_about_with_the_closest_option() {
+    let (config, logs) = logs_of(|| {
+        Config::builder()
+            .env([
+                ("AWS_DYNAMO_DB_SESSION_TABEL_NAME", "typo-value-not-logged"),
+                ("DYNAMO_DB_SESSION_MAX_STAIL", "60"),
+                ("AWS_DYNAMO_DB_SESSION_COOKIE_SECURE", "false"),
+                ("UNRELATED_VARIABLE", "x"),
+            ])
+            .build()
+    });
+    assert_eq!(
+        config.unwrap().table_name,
+        "sessions",
+        "the typo set nothing"
+    );
+    assert!(
+        logs.contains("AWS_DYNAMO_DB_SESSION_TABEL_NAME")
+            && logs.contains("AWS_DYNAMO_DB_SESSION_TABLE_NAME"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("DYNAMO_DB_SESSION_MAX_STAIL")
+            && logs.contains("AWS_DYNAMO_DB_SESSION_MAX_STALE"),
+        "{logs}"
+    );
+    assert!(!logs.contains("typo-value-not-logged"), "{logs}");
+    assert!(
+        !logs.contains("COOKIE_SECURE\""),
+        "layer options are known: {logs}"
+    );
+    assert!(!logs.contains("UNRELATED_VARIABLE"), "{logs}");
+}
+
+#[test]
+fn no_configuration_error_shows_a_secret() {
+    const SECRET: &str = "hunter2-secret";
+    let long = "a".repeat(40);
+    let shows = |err: &Error| {
+        let mut text = format!("{err} {err:?}");
+        let mut source = std::error::Error::source(err);
+        while let Some(cause) = source {
+            text.push_str(&format!(" {cause} {cause:?}"));
+            source = cause.source();
+        }
+        text.contains("hunter2")
+    };
+    let mut errors = vec![
+        Config::builder().secret_key(SECRET).build().unwrap_err(),
+        Config::builder()
+            .previous_secret_keys([long.as_str(), SECRET])
+            .build()
+            .unwrap_err(),
+        Config::builder()
+            .env([("AWS_DYNAMO_DB_SESSION_SECRET_KEY", SECRET)])
+            .build()
+            .unwrap_err(),
+        Config::builder()
+            .env([(
+                "AWS_DYNAMO_DB_SESSION_PREVIOUS_SECRET_KEYS",
+                format!("{long},{SECRET}").as_str(),
+            )])
+            .build()
+            .unwrap_err(),
+    ];
+    for file in [
+        format!("secret_key: {SECRET}\n"),
+        format!("secret_key: [{SECRET}-a, {SECRET}-b]\n"),
+        format!("secret_key: {{k: {SECRET}}}\n"),
+        format!("previous_secret_keys: [{long}, {{k: {SECRET}}}]\n"),
+        format!("secert_key: {SECRET}-misspelt-{long}\n"),
+        format!("secret_key: \"{SECRET}-unclosed\n"),
+    ] {
+        errors.push(
+            Config::builder()
+                .config_file(write_file(&file))
+                .build()
+                .unwrap_err(),
+        );
+    }
+    for err in &errors {
+        assert!(!shows(err), "{err:?}");
+    }
+}

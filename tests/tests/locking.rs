@@ -386,6 +386,37 @@ async fn a_request_that_cannot_get_the_lock_in_time_gets_503() {
     assert_eq!((status, body), (StatusCode::OK, json!({"count": 2})));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_save_that_lost_the_race_is_409_through_session_api() {
+    let table = TestTable::new("api_409").await;
+    let layer = api_layer(
+        &table,
+        &[("AWS_DYNAMO_DB_SESSION_CONCURRENCY", "optimistic")],
+    );
+    let (_, cookie, _, _) = get(&layer, "/counter", None).await;
+    let cookie = cookie.unwrap();
+    // The slow request reads count 1, then holds; meanwhile another request saves.
+    let slow = tokio::spawn({
+        let (layer, cookie) = (layer.clone(), cookie.clone());
+        async move { get(&layer, "/counter?hold_ms=2000", Some(&cookie)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let patched = api::call(
+        &layer,
+        Method::PATCH,
+        "/session",
+        Some(&cookie),
+        r#"{"x": 1}"#,
+    )
+    .await;
+    assert_eq!(patched.status, StatusCode::OK);
+    let (status, set_cookie, body, _) = slow.await.unwrap();
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body["error"].is_string() && set_cookie.is_none());
+    let (_, _, body, _) = get(&layer, "/session", Some(&cookie)).await;
+    assert_eq!(body, json!({"count": 1, "x": 1}), "the winning save stands");
+}
+
 #[tokio::test]
 async fn a_failed_handler_releases_its_lock_at_once() {
     use dynamodb_session_store::RequestSessionExt;

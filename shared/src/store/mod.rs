@@ -401,6 +401,18 @@ impl SessionStore {
         Ok(Some(record))
     }
 
+    /// The session's item as stored — lock, version and expiry included, data still encoded —
+    /// read consistently, taking no lock and ignoring expiry. For inspection and tests; a
+    /// request reads with [`load`](Self::load).
+    ///
+    /// # Errors
+    ///
+    /// Backend errors.
+    pub async fn inspect(&self, id: &SessionId) -> Result<Option<StoredItem>> {
+        self.bounded(self.inner.backend.get(&keys::table_key(id), true))
+            .await
+    }
+
     /// Stores a new session under a fresh id. The write is conditional on the id being
     /// unused, so a colliding id never takes over another session: a new id is drawn instead.
     ///

@@ -9,6 +9,7 @@
 //! | [`EXPIRE_AT`] | N | Unix seconds after which the session is dead: the TTL attribute |
 //! | [`VERSION`] | N | bumped by every data write; guards renewals and optimistic saves |
 //! | [`MAX_STALE`] | N | this session's own idle limit in seconds ("remember me"), if set |
+//! | [`USER_HASH`] | S | keyed hash of the user the session is bound to (never the user id); the key of the [`USER_INDEX`] |
 //! | [`LOCKED_AT`] / [`LOCK_OWNER`] | N / S | pessimistic locking, while a request holds the lock |
 
 /// The serialized session data.
@@ -23,6 +24,10 @@ pub const EXPIRE_AT: &str = "expire_at";
 pub const VERSION: &str = "version";
 /// The session's own idle limit, in seconds, when it has one.
 pub const MAX_STALE: &str = "max_stale";
+/// The keyed hash of the user a session is bound to.
+pub const USER_HASH: &str = "user_hash";
+/// The global secondary index on [`USER_HASH`] (keys only): a user's sessions.
+pub const USER_INDEX: &str = "user_hash-index";
 /// Unix milliseconds at which the lock was taken.
 pub const LOCKED_AT: &str = "locked_at";
 /// The token of the request holding the lock.

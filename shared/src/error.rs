@@ -160,6 +160,15 @@ pub enum Error {
     )]
     NoGarbageLimits,
 
+    /// The table has no user index (`user_hash-index`), so a user's sessions cannot be
+    /// listed or revoked. [`SessionTable::update`](crate::SessionTable::update) (or the
+    /// custom resource's next update) adds it.
+    #[error("table {table:?} has no user index; update the table to add it")]
+    UserIndexMissing {
+        /// The table.
+        table: String,
+    },
+
     /// Any other DynamoDB failure (throttling, network, permissions, ...).
     #[error("DynamoDB request failed")]
     DynamoDb(#[source] Box<aws_sdk_dynamodb::Error>),

@@ -33,7 +33,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-mod attributes;
+pub mod attributes;
 #[cfg(feature = "axum")]
 mod axum;
 mod config;
@@ -50,8 +50,8 @@ mod store;
 mod table;
 
 pub use config::{
-    BillingMode, Concurrency, Config, ConfigBuilder, DEFAULT_MAX_STALE, ENV_PREFIX,
-    LEGACY_ENV_PREFIX, Lifetime, MIN_SECRET_KEY_LEN, SecretKey,
+    BillingMode, Concurrency, Config, ConfigBuilder, DEFAULT_COMPRESS_ABOVE, DEFAULT_MAX_STALE,
+    ENV_PREFIX, LEGACY_ENV_PREFIX, Lifetime, MIN_SECRET_KEY_LEN, SecretKey,
 };
 pub use deadline::{Deadline, LAMBDA_MAX_TIMEOUT};
 pub use error::{Error, Result};
@@ -68,7 +68,7 @@ pub use service::{DEFAULT_DEADLINE_MARGIN, RequestSessionExt, SessionLayer, Sess
 pub use session::Session;
 pub use store::{
     Changes, Guard, Locked, MAX_ITEM_BYTES, MemoryStore, Replaced, SessionBackend, SessionRecord,
-    SessionStore, StoredItem, StoredLock, Written,
+    SessionStore, StoredItem, StoredLock, UserSession, UserSessionPage, Written,
 };
 pub use table::SessionTable;
 

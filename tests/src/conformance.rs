@@ -95,6 +95,11 @@ macro_rules! conformance_suite {
             emptied_and_destroyed_pessimistic => emptied_and_destroyed_sessions_honour_the_mode(Concurrency::Pessimistic),
             defer_gives_the_application_the_cookie_value => defer_gives_the_application_the_cookie_value(),
             a_session_can_have_its_own_lifetime => a_session_can_have_its_own_lifetime(),
+            users_none => a_users_sessions_are_listed_and_revoked(Concurrency::None),
+            users_optimistic => a_users_sessions_are_listed_and_revoked(Concurrency::Optimistic),
+            users_pessimistic => a_users_sessions_are_listed_and_revoked(Concurrency::Pessimistic),
+            many_sessions_are_paginated => many_sessions_are_paginated(),
+            expired_sessions_are_never_listed => expired_sessions_are_never_listed(),
         );
     };
     ($backend:ty; $($name:ident => $test:ident ($($arg:expr),*)),* $(,)?) => {
@@ -195,7 +200,9 @@ pub async fn oversize_is_refused_and_the_stored_one_stays<B: Backend>() {
     let (id, mut record) = store.create(&data(json!({"keep": "me"}))).await.unwrap();
     record.data.insert(
         "blob".into(),
-        json!("x".repeat(dynamodb_session_store::MAX_ITEM_BYTES)),
+        json!(crate::incompressible(
+            dynamodb_session_store::MAX_ITEM_BYTES
+        )),
     );
     let err = store.save(&id, &record).await.unwrap_err();
     assert!(matches!(err, Error::SessionTooLarge { .. }), "{err:?}");
@@ -533,7 +540,10 @@ pub async fn errors_through_question_mark_get_the_layers_answers<B: Backend>() {
         |request: Request<String>| async move {
             let session = request.session().unwrap();
             session
-                .insert("blob", "x".repeat(dynamodb_session_store::MAX_ITEM_BYTES))
+                .insert(
+                    "blob",
+                    crate::incompressible(dynamodb_session_store::MAX_ITEM_BYTES),
+                )
                 .await?;
             Ok(Response::new(String::new()))
         },
@@ -778,4 +788,168 @@ pub async fn a_session_can_have_its_own_lifetime<B: Backend>() {
     let other = through(&layer, None, increment).await;
     let other_cookie = other.headers()[header::SET_COOKIE].to_str().unwrap();
     assert!(!other_cookie.contains("Max-Age"), "{other_cookie}");
+}
+
+// ---------------------------------------------------------------------------------------
+// A user's sessions.
+
+/// Logs a fresh client in as `user` and returns its cookie.
+async fn log_in(layer: &SessionLayer, user: &str) -> String {
+    let user = user.to_owned();
+    let response = through(layer, None, move |request: Request<String>| {
+        let user = user.clone();
+        async move {
+            let session = request.session().unwrap();
+            session.insert("marker", format!("data of {user}")).await?;
+            session.set_user(user).await?;
+            Ok(Response::new(String::new()))
+        }
+    })
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    cookie_of(&response)
+}
+
+/// Every session the request with `cookie` sees as its user's, every page read.
+async fn devices(layer: &SessionLayer, cookie: &str) -> Vec<dynamodb_session_store::UserSession> {
+    let response = through(layer, Some(cookie), |request: Request<String>| async move {
+        let session = request.session().unwrap();
+        let mut all = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = session
+                .user_sessions(cursor.as_deref())
+                .await?
+                .expect("bound");
+            all.extend(page.sessions);
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        Ok(Response::new(serde_json::to_string(&all)?))
+    })
+    .await;
+    serde_json::from_str(response.body()).unwrap()
+}
+
+/// Three devices of one user and one of another: listed with `current` right, revoked all
+/// but this one, one by handle, then all — under `mode`.
+pub async fn a_users_sessions_are_listed_and_revoked<B: Backend>(mode: Concurrency) {
+    let backend = B::new("users").await;
+    let layer = SessionLayer::new(backend.store(|c| in_mode(c, mode)));
+    let ann: Vec<String> = [
+        log_in(&layer, "ann").await,
+        log_in(&layer, "ann").await,
+        log_in(&layer, "ann").await,
+    ]
+    .into();
+    let bob = log_in(&layer, "bob").await;
+
+    let seen = devices(&layer, &ann[0]).await;
+    assert_eq!(seen.len(), 3, "{mode:?}");
+    assert_eq!(seen.iter().filter(|d| d.current).count(), 1);
+    let handles: Vec<&str> = seen.iter().map(|d| d.handle.as_str()).collect();
+    for cookie in &ann {
+        assert!(
+            !handles.iter().any(|h| cookie.contains(h)),
+            "a handle is not the cookie"
+        );
+    }
+    let bobs = devices(&layer, &bob).await;
+    assert_eq!(bobs.len(), 1);
+
+    // Another user's handle ends nothing.
+    let bob_handle = bobs[0].handle.clone();
+    let foreign = through(&layer, Some(&ann[0]), move |request: Request<String>| {
+        let handle = bob_handle.clone();
+        async move {
+            let found = request.session().unwrap().revoke_session(&handle).await?;
+            Ok(Response::new(found.to_string()))
+        }
+    })
+    .await;
+    assert_eq!(foreign.body(), "false", "{mode:?}");
+    assert_eq!(devices(&layer, &bob).await.len(), 1);
+
+    // All but this one.
+    let others = through(
+        &layer,
+        Some(&ann[0]),
+        |request: Request<String>| async move {
+            let revoked = request.session().unwrap().revoke_other_sessions().await?;
+            Ok(Response::new(format!("{revoked:?}")))
+        },
+    )
+    .await;
+    assert_eq!(others.body(), "Some(2)", "{mode:?}");
+    let left = devices(&layer, &ann[0]).await;
+    assert_eq!(left.len(), 1);
+    assert!(left[0].current);
+    // The revoked devices' cookies now open fresh, empty sessions.
+    let fresh = through(
+        &layer,
+        Some(&ann[1]),
+        |request: Request<String>| async move {
+            let data = request.session().unwrap().data().await?;
+            Ok(Response::new(Value::Object(data).to_string()))
+        },
+    )
+    .await;
+    assert_eq!(fresh.body(), "{}", "{mode:?}");
+    assert_eq!(
+        devices(&layer, &bob).await.len(),
+        1,
+        "the other user is untouched"
+    );
+    assert_eq!(backend.count().await, 2);
+}
+
+/// A user with more sessions than a page holds is read page by page, not whole.
+pub async fn many_sessions_are_paginated<B: Backend>() {
+    const SESSIONS: usize = 230;
+    let backend = B::new("pages").await;
+    let layer = SessionLayer::new(backend.store(|c| c));
+    let mut cookie = String::new();
+    for _ in 0..SESSIONS {
+        cookie = log_in(&layer, "many").await;
+    }
+    let store = layer.store();
+    let mut cursor: Option<String> = None;
+    let mut pages = Vec::new();
+    loop {
+        let page = store
+            .user_sessions("many", None, cursor.as_deref())
+            .await
+            .unwrap();
+        pages.push(page.sessions.len());
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert!(pages.iter().all(|n| *n <= 100), "{pages:?}");
+    assert_eq!(pages.iter().sum::<usize>(), SESSIONS, "{pages:?}");
+    let id = store
+        .verify_cookie(cookie.strip_prefix("session=").unwrap())
+        .unwrap();
+    assert_eq!(
+        store.revoke_user_sessions("many", Some(&id)).await.unwrap(),
+        (SESSIONS - 1) as u64
+    );
+    assert_eq!(backend.count().await, 1);
+}
+
+/// A session past its limit is never in the list, even before anything deleted it.
+pub async fn expired_sessions_are_never_listed<B: Backend>() {
+    let backend = B::new("expired_listed").await;
+    let short = SessionLayer::new(backend.store(|c| c.max_stale(Duration::from_secs(1))));
+    log_in(&short, "eve").await;
+    let long = SessionLayer::new(backend.store(|c| c));
+    let cookie = log_in(&long, "eve").await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let seen = devices(&long, &cookie).await;
+    assert_eq!(seen.len(), 1, "only the live one");
+    assert!(seen[0].current);
+    assert_eq!(backend.count().await, 2, "the expired item is still stored");
 }

@@ -252,6 +252,23 @@ impl Intercept for FailOperations {
     }
 }
 
+/// `len` characters that do not compress (a fixed pseudo-random sequence, the same on every
+/// run): a session made of them is as large stored as it is serialized.
+pub fn incompressible(len: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..len)
+        .map(|_| {
+            // xorshift64*: fast, deterministic, and LZ4 finds nothing to repeat in it.
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            let n = state.wrapping_mul(0x2545_F491_4F6C_DD1D);
+            ALPHABET[(n >> 58) as usize] as char
+        })
+        .collect()
+}
+
 /// A unique table name for one test.
 pub fn table_name(test: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);

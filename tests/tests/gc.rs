@@ -37,7 +37,8 @@ fn key_of(item: &Item) -> String {
     item["session_id"].as_s().expect("S key").clone()
 }
 
-/// Creates one session per label through the store, and returns label → table key.
+/// Creates one session per label through the store, and returns label → table key. The
+/// labels are read back from the table, so the tests' stores keep data unsealed.
 async fn create_sessions(
     table: &TestTable,
     store: &SessionStore,
@@ -106,7 +107,10 @@ fn in_a_minute() -> Instant {
 #[tokio::test]
 async fn each_limit_alone_deletes_what_it_covers_and_fresh_sessions_stay() {
     let table = TestTable::new("gc_mix").await;
-    let store = table.store(|c| c.max_stale(Duration::from_secs(10 * MINUTE as u64)));
+    let store = table.store(|c| {
+        c.seal_data(false)
+            .max_stale(Duration::from_secs(10 * MINUTE as u64))
+    });
     let keys = create_sessions(
         &table,
         &store,
@@ -237,7 +241,10 @@ async fn each_limit_alone_deletes_what_it_covers_and_fresh_sessions_stay() {
 #[tokio::test]
 async fn a_session_refreshed_between_scan_and_delete_survives() {
     let table = TestTable::new("gc_refresh").await;
-    let store = table.store(|c| c.max_stale(Duration::from_secs(10 * MINUTE as u64)));
+    let store = table.store(|c| {
+        c.seal_data(false)
+            .max_stale(Duration::from_secs(10 * MINUTE as u64))
+    });
     let mut ids = HashMap::new();
     for label in ["a", "b", "c"] {
         let data: SessionData = json!({ "label": label }).as_object().unwrap().clone();
@@ -484,7 +491,10 @@ async fn ten_thousand_sessions_are_swept_across_short_invocations() {
 #[tokio::test]
 async fn no_limit_is_refused_and_nothing_is_deleted() {
     let table = TestTable::new("gc_no_limits").await;
-    let store = table.store(|c| c.max_stale(dynamodb_session_store::Lifetime::Unlimited));
+    let store = table.store(|c| {
+        c.seal_data(false)
+            .max_stale(dynamodb_session_store::Lifetime::Unlimited)
+    });
     let keys = create_sessions(&table, &store, &["old", "new"]).await;
     let t = now();
     set_times(
@@ -513,7 +523,10 @@ async fn no_limit_is_refused_and_nothing_is_deleted() {
 #[tokio::test]
 async fn the_scheduled_event_runs_the_handler() {
     let table = TestTable::new("gc_handler").await;
-    let store = table.store(|c| c.max_stale(Duration::from_secs(10 * MINUTE as u64)));
+    let store = table.store(|c| {
+        c.seal_data(false)
+            .max_stale(Duration::from_secs(10 * MINUTE as u64))
+    });
     let keys = create_sessions(&table, &store, &["stale", "fresh"]).await;
     let t = now();
     set_times(&table, &keys["stale"], t - HOUR, t - HOUR, t - 50 * MINUTE).await;

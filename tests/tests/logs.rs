@@ -121,7 +121,10 @@ async fn no_session_id_cookie_or_secret_appears_in_any_log_line() {
             r#"{"user":"ann"}"#,
         )
         .await;
-        let huge = format!(r#"{{"blob":"{}"}}"#, "x".repeat(410_000));
+        let huge = format!(
+            r#"{{"blob":"{}"}}"#,
+            integration_tests::incompressible(410_000)
+        );
         call(&layer, Method::PATCH, "/session", Some(&cookie), &huge).await;
         // A forged cookie: same id, broken signature.
         let forged = api::tamper_last(&cookie);

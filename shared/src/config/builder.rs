@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::sources::Settings;
-use super::{Concurrency, Config, DEFAULT_MAX_STALE, Lifetime, SecretKey, validate};
+use super::{
+    Concurrency, Config, DEFAULT_COMPRESS_ABOVE, DEFAULT_MAX_STALE, Lifetime, SecretKey, validate,
+};
 use crate::config::BillingMode;
 use crate::error::Result;
 use crate::error_handler::{DefaultErrorHandler, ErrorHandler};
@@ -74,6 +76,10 @@ impl ConfigBuilder {
         config_file: PathBuf;
         /// Minimum age of the last write before an unchanged session is written again.
         touch_after: Duration;
+        /// Seal session data so only the cookie's holder can read it (default on).
+        seal_data: bool;
+        /// Compress serialized data above this many bytes (`None`: never).
+        compress_above: Option<usize>;
     }
 
     /// Earlier secret keys still accepted for verification, newest first.
@@ -216,6 +222,10 @@ impl ConfigBuilder {
             serializer: self.serializer.unwrap_or_else(|| Arc::new(JsonSerializer)),
             config_file: file_path,
             touch_after: merged.touch_after.unwrap_or(Duration::from_secs(60)),
+            seal_data: merged.seal_data.unwrap_or(true),
+            compress_above: merged
+                .compress_above
+                .unwrap_or(Some(DEFAULT_COMPRESS_ABOVE)),
             dynamo_db_client: self.client,
         };
         validate(&config, |option| {

@@ -48,6 +48,10 @@ pub const MIN_SECRET_KEY_LEN: usize = 32;
 /// [`Lifetime::Unlimited`] explicitly for sessions without an idle limit.
 pub const DEFAULT_MAX_STALE: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// Session data above this many serialized bytes is compressed before it is sealed (see
+/// [`Config::compress_above`]).
+pub const DEFAULT_COMPRESS_ABOVE: usize = 1024;
+
 /// How the session table is billed when [`SessionTable::create`](crate::SessionTable::create)
 /// makes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -249,6 +253,14 @@ pub struct Config {
     /// An unchanged session is written again (to push its expiry forward) only when its last
     /// write is older than this. Default 60 s; capped at a tenth of the idle limit.
     pub touch_after: Duration,
+    /// Seal each session's `data` (XChaCha20-Poly1305, keyed from the session id, bound to
+    /// the item's key) so that only a request carrying the cookie can read it: neither a
+    /// table dump nor the signing secret reveals session data. Default `true`; items written
+    /// in plain text are still read and are sealed on their next write.
+    pub seal_data: bool,
+    /// Serialized data above this many bytes is LZ4-compressed before sealing (DynamoDB bills
+    /// writes per KB). Default [`DEFAULT_COMPRESS_ABOVE`]; `None` never compresses.
+    pub compress_above: Option<usize>,
     /// The DynamoDB client. When absent, [`SessionStore::from_env`](crate::SessionStore::from_env)
     /// builds one from the default AWS configuration.
     pub dynamo_db_client: Option<aws_sdk_dynamodb::Client>,
@@ -276,6 +288,8 @@ impl fmt::Debug for Config {
             .field("serializer", &self.serializer)
             .field("config_file", &self.config_file)
             .field("touch_after", &self.touch_after)
+            .field("seal_data", &self.seal_data)
+            .field("compress_above", &self.compress_above)
             .field("dynamo_db_client", &self.dynamo_db_client.is_some())
             .finish()
     }
@@ -408,6 +422,8 @@ mod tests {
         assert_eq!(c.lock_max_wait_time, Duration::from_secs(1));
         assert_eq!(c.billing_mode, BillingMode::PayPerRequest);
         assert_eq!(c.touch_after, Duration::from_secs(60));
+        assert!(c.seal_data);
+        assert_eq!(c.compress_above, Some(DEFAULT_COMPRESS_ABOVE));
     }
 
     #[test]

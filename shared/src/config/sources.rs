@@ -52,6 +52,8 @@ const CONFIG_OPTIONS: &[&str] = &[
     "serializer",
     "config_file",
     "touch_after",
+    "seal_data",
+    "compress_above",
 ];
 
 /// Options whose values are secrets: never echoed in an error or a log.
@@ -80,6 +82,8 @@ pub(super) struct Settings {
     pub(super) lock_max_wait_time: Option<Duration>,
     pub(super) config_file: Option<PathBuf>,
     pub(super) touch_after: Option<Duration>,
+    pub(super) seal_data: Option<bool>,
+    pub(super) compress_above: Option<Option<usize>>,
     /// Option name → where its value came from (variable, `file:key`, builder method).
     pub(super) origins: BTreeMap<String, String>,
 }
@@ -110,7 +114,9 @@ impl Settings {
             lock_retry_delay,
             lock_max_wait_time,
             config_file,
-            touch_after
+            touch_after,
+            seal_data,
+            compress_above
         )
     }
 
@@ -218,6 +224,18 @@ impl Settings {
                 // Naming the default changes nothing; only its validity is checked.
             }
             "config_file" => self.config_file = Some(PathBuf::from(value)),
+            "seal_data" => self.seal_data = Some(parse_bool(value, origin)?),
+            "compress_above" => {
+                self.compress_above = Some(if value.eq_ignore_ascii_case("none") {
+                    None
+                } else {
+                    Some(parse_int(value, origin).and_then(|n| {
+                        usize::try_from(n).map_err(|_| {
+                            Error::invalid(origin, value, "expected a byte count or `none`")
+                        })
+                    })?)
+                })
+            }
             _ => return Ok(false),
         }
         self.origins.insert(option.to_owned(), origin.to_owned());

@@ -10,6 +10,11 @@
 //! stays addressed by the pair of the secret that signed it, so rotating the secret does not
 //! lose sessions, and the layer moves such sessions to a fresh id on their next write.
 //!
+//! Two more keys come from each secret: one hashes user ids for the user index (the table holds
+//! `HMAC(k_user, user id)`, never the id), one turns a table key into an opaque per-session
+//! handle. The key that seals a session's data comes from the raw id alone — see
+//! [`data_key`] — so only the holder of the cookie can open it.
+//!
 //! The secrets can be replaced while the process runs ([`refresh`]): an id keeps the keys that
 //! verified it, so a replacement between two steps of one request changes nothing for it.
 
@@ -77,6 +82,8 @@ impl fmt::Debug for SessionId {
 struct DerivedKeys {
     sign: HmacSha256,
     table: HmacSha256,
+    user: HmacSha256,
+    handle: HmacSha256,
     /// Tells two secrets apart without revealing either.
     fingerprint: [u8; 16],
 }
@@ -99,6 +106,8 @@ impl DerivedKeys {
         DerivedKeys {
             sign: key(b"cookie signature v1"),
             table: key(b"table key v1"),
+            user: key(b"user index v1"),
+            handle: key(b"session handle v1"),
             fingerprint,
         }
     }
@@ -165,6 +174,47 @@ impl Keyring {
                 current: index == 0,
             })
     }
+}
+
+impl Keyring {
+    /// The user index value of `user` under every configured secret, current first: a
+    /// session bound before a rotation is found under the secret it was written with.
+    pub(crate) fn user_hashes(&self, user: &str) -> Vec<String> {
+        self.keys
+            .iter()
+            .map(|keys| mac_text(&keys.user, user.as_bytes()))
+            .collect()
+    }
+
+    /// An opaque handle for the session stored under `table_key`: stable while the current
+    /// secret is, and revealing neither the id, the cookie nor the table key.
+    pub(crate) fn handle(&self, table_key: &str) -> String {
+        let mut mac = self.keys[0].handle.clone();
+        mac.update(table_key.as_bytes());
+        URL_SAFE_NO_PAD.encode(&mac.finalize().into_bytes()[..16])
+    }
+}
+
+/// The user index value of `user` for a session written under `id` (its secret's key).
+pub(crate) fn user_hash(id: &SessionId, user: &str) -> String {
+    mac_text(&id.keys.user, user.as_bytes())
+}
+
+fn mac_text(key: &HmacSha256, input: &[u8]) -> String {
+    let mut mac = key.clone();
+    mac.update(input);
+    URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+}
+
+/// The key that seals `id`'s data: HKDF-SHA256 of the raw id, which only the cookie carries
+/// (the table holds a keyed hash of it). Neither a table dump nor the signing secret gives
+/// it.
+pub(crate) fn data_key(id: &SessionId) -> [u8; 32] {
+    let hkdf = Hkdf::<Sha256>::new(Some(b"dynamodb-session-store data"), &id.raw);
+    let mut key = [0u8; 32];
+    hkdf.expand(b"sealed session data v1", &mut key)
+        .expect("32 bytes is a valid HKDF output length");
+    key
 }
 
 /// The cookie value for `id`, signed by the secret that verified (or generated) it.

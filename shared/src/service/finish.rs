@@ -111,12 +111,19 @@ async fn end(inner: &Inner, state: &mut State, outcome: &mut Outcome) {
 async fn write(inner: &Inner, state: &mut State) -> Result<Option<CookieUpdate>, Error> {
     let store = inner.work_store();
     let max_stale = state.max_stale.take();
+    let user = state.user.take();
     let Some((id, record)) = state.stored.take() else {
         if !state.changed {
             return Ok(None);
         }
+        let user = user.flatten();
         let (id, record) = store
-            .create_with(state.next_id.take(), &state.data, max_stale.flatten())
+            .create_with(
+                state.next_id.take(),
+                &state.data,
+                max_stale.flatten(),
+                user.as_deref(),
+            )
             .await?;
         let cookie = issue(inner, &id, &record, true);
         state.stored = Some((id, record));
@@ -125,6 +132,7 @@ async fn write(inner: &Inner, state: &mut State) -> Result<Option<CookieUpdate>,
     let record = SessionRecord {
         data: state.data.clone(),
         max_stale: max_stale.unwrap_or(record.max_stale),
+        user: user.unwrap_or(record.user),
         ..record
     };
     let touch_due = store.touch_due(&record);

@@ -26,6 +26,8 @@ pub struct StoredItem {
     pub version: Option<u64>,
     /// The session's own idle limit in seconds, when it has one ("remember me").
     pub max_stale: Option<u64>,
+    /// The keyed hash of the user the session is bound to: the user index's key.
+    pub user_hash: Option<String>,
     /// The lock a request holds on the session (pessimistic concurrency).
     pub lock: Option<StoredLock>,
 }
@@ -62,6 +64,8 @@ pub struct Changes {
     pub expire_at: Option<Option<i64>>,
     /// New per-session idle limit in seconds: `Some(None)` removes it.
     pub max_stale: Option<Option<u64>>,
+    /// New user index value: `Some(None)` removes it.
+    pub user_hash: Option<Option<String>>,
     /// Increment the version (creating it at 1 when absent).
     pub bump_version: bool,
 }
@@ -177,4 +181,26 @@ pub trait SessionBackend: Debug + Send + Sync + 'static {
         new_key: &str,
         item: &StoredItem,
     ) -> Result<Replaced>;
+
+    /// The table keys of the sessions whose user index value is `user_hash`, after the key
+    /// `after`, at most `limit`, in a stable order; and the key to continue after, if more
+    /// may follow.
+    ///
+    /// # Errors
+    ///
+    /// Backend failures; [`Error::UserIndexMissing`](crate::Error::UserIndexMissing) when
+    /// the table has no user index.
+    async fn sessions_of(
+        &self,
+        user_hash: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<String>, Option<String>)>;
+
+    /// Reads several items at once (strongly consistent); absent keys are left out.
+    ///
+    /// # Errors
+    ///
+    /// Backend failures.
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<(String, StoredItem)>>;
 }

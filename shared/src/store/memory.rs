@@ -153,6 +153,9 @@ impl SessionBackend for MemoryStore {
         if let Some(max_stale) = changes.max_stale {
             item.max_stale = max_stale;
         }
+        if let Some(user_hash) = &changes.user_hash {
+            item.user_hash.clone_from(user_hash);
+        }
         if changes.bump_version {
             item.version = Some(item.version.unwrap_or(0) + 1);
         }
@@ -194,5 +197,35 @@ impl SessionBackend for MemoryStore {
         items.remove(old_key);
         items.insert(new_key.to_owned(), item.clone());
         Ok(Replaced::Applied)
+    }
+
+    async fn sessions_of(
+        &self,
+        user_hash: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<String>, Option<String>)> {
+        let items = self.items();
+        let mut keys: Vec<&String> = items
+            .iter()
+            .filter(|(key, item)| {
+                item.user_hash.as_deref() == Some(user_hash)
+                    && after.is_none_or(|after| key.as_str() > after)
+            })
+            .map(|(key, _)| key)
+            .collect();
+        keys.sort();
+        let more = keys.len() > limit;
+        let page: Vec<String> = keys.into_iter().take(limit).cloned().collect();
+        let next = more.then(|| page.last().cloned()).flatten();
+        Ok((page, next))
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<(String, StoredItem)>> {
+        let items = self.items();
+        Ok(keys
+            .iter()
+            .filter_map(|key| items.get(key).map(|item| (key.clone(), item.clone())))
+            .collect())
     }
 }

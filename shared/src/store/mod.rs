@@ -9,7 +9,9 @@ mod backend;
 mod dynamodb;
 mod lock;
 mod memory;
+mod payload;
 mod record;
+mod users;
 
 use std::fmt;
 use std::future::Future;
@@ -32,8 +34,10 @@ pub use self::backend::{
 use self::dynamodb::DynamoDbBackend;
 pub(crate) use self::dynamodb::number;
 pub use self::memory::MemoryStore;
+use self::payload::{Codec, Framed};
 pub use self::record::SessionRecord;
 use self::record::{refusal, secs};
+pub use self::users::{UserSession, UserSessionPage};
 
 /// Largest item, in bytes, the store writes. DynamoDB refuses items over 409,600 bytes
 /// (attribute names included) and moto over 405,000; this leaves a margin under both.
@@ -302,7 +306,7 @@ impl SessionStore {
     ///
     /// [`Error::SessionTooLarge`], or [`Error::Serialization`] if the data cannot be encoded.
     pub fn check_size(&self, data: &SessionData) -> Result<()> {
-        self.serialize(data).map(drop)
+        self.codec().check(data)
     }
 
     /// A store sharing this one's backend and keys with other lifetime limits (the layer's
@@ -376,8 +380,8 @@ impl SessionStore {
             tracing::debug!("session not found");
             return Ok(None);
         };
-        let data = match self.decode(id, &item) {
-            Ok(data) => data,
+        let payload = match self.codec().decode(&item.data, id, &key) {
+            Ok(payload) => payload,
             Err(error) => {
                 // Unreadable, but possibly locked by us: free it for whoever can fix it.
                 if let Some(token) = lock {
@@ -392,7 +396,7 @@ impl SessionStore {
                 return Err(error);
             }
         };
-        let record = SessionRecord::from_stored(&item, data, lock);
+        let record = SessionRecord::from_stored(&item, payload, lock);
         if record.is_expired(&self.inner.config, now()) {
             tracing::debug!("session found but expired");
             self.release(id, &record).await?;
@@ -421,7 +425,7 @@ impl SessionStore {
     /// [`Error::SessionTooLarge`] before any write; [`Error::IdCollision`] if fresh ids keep
     /// colliding; backend errors as for [`load`](Self::load).
     pub async fn create(&self, data: &SessionData) -> Result<(SessionId, SessionRecord)> {
-        self.create_with(None, data, None).await
+        self.create_with(None, data, None, None).await
     }
 
     /// Stores a new session under `id` (drawn by [`next_id`](Self::next_id) and possibly
@@ -431,32 +435,29 @@ impl SessionStore {
         id: Option<SessionId>,
         data: &SessionData,
         max_stale: Option<Duration>,
+        user: Option<&str>,
     ) -> Result<(SessionId, SessionRecord)> {
-        let serialized = self.serialize(data)?;
+        let framed = self.codec().frame(data, user)?;
         // An id the application has seen cannot silently change: one attempt only.
         let attempts = if id.is_some() { 1 } else { CREATE_ATTEMPTS };
         let mut preset = id;
         for _ in 0..attempts {
             let id = preset.take().unwrap_or_else(|| self.next_id());
             let now = now();
-            let record = SessionRecord {
+            let mut record = SessionRecord {
                 data: data.clone(),
                 created_at: now,
                 updated_at: now,
                 expire_at: None,
                 version: Some(1),
                 max_stale,
+                user: user.map(str::to_owned),
                 lock: None,
             };
-            let record = SessionRecord {
-                expire_at: self.expire_at(&record, now),
-                ..record
-            };
-            let item = self.stored(&id, &serialized, &record);
-            if self
-                .bounded(self.inner.backend.insert(&keys::table_key(&id), &item))
-                .await?
-            {
+            record.expire_at = self.expire_at(&record, now);
+            let key = keys::table_key(&id);
+            let item = self.stored(&id, &key, framed.clone(), &record);
+            if self.bounded(self.inner.backend.insert(&key, &item)).await? {
                 return Ok((id, record));
             }
             tracing::warn!("fresh session id collided with a stored session; drawing another");
@@ -489,7 +490,7 @@ impl SessionStore {
         record: &SessionRecord,
         new_id: Option<SessionId>,
     ) -> Result<(SessionId, SessionRecord)> {
-        let serialized = self.serialize(&record.data)?;
+        let framed = self.codec().frame(&record.data, record.user.as_deref())?;
         let guard = record.move_guard();
         let old_key = keys::table_key(old);
         let attempts = if new_id.is_some() { 1 } else { CREATE_ATTEMPTS };
@@ -505,13 +506,11 @@ impl SessionStore {
                 lock: None,
                 ..record.clone()
             };
-            let item = self.stored(&id, &serialized, &renewed);
+            let key = keys::table_key(&id);
+            // Sealed again: the data key and the associated data follow the id.
+            let item = self.stored(&id, &key, framed.clone(), &renewed);
             let replaced = self
-                .bounded(
-                    self.inner
-                        .backend
-                        .replace(&old_key, &guard, &keys::table_key(&id), &item),
-                )
+                .bounded(self.inner.backend.replace(&old_key, &guard, &key, &item))
                 .await?;
             match replaced {
                 Replaced::Applied => return Ok((id, renewed)),
@@ -539,14 +538,15 @@ impl SessionStore {
     /// request broke this one's expired lock; [`Error::VersionConflict`] when another request
     /// wrote first. In every case the stored session is left as it was.
     pub async fn save(&self, id: &SessionId, record: &SessionRecord) -> Result<SessionRecord> {
-        let serialized = self.serialize(&record.data)?;
+        let framed = self.codec().frame(&record.data, record.user.as_deref())?;
         let now = now();
         let expire_at = self.expire_at(record, now);
         let changes = Changes {
-            data: Some(self.seal(id, &serialized)),
+            data: Some(self.codec().encode(framed, id, &keys::table_key(id))),
             updated_at: Some(now),
             expire_at: Some(expire_at),
             max_stale: Some(record.max_stale.map(|d| d.as_secs())),
+            user_hash: Some(record.user.as_deref().map(|user| keys::user_hash(id, user))),
             bump_version: true,
         };
         self.write(id, &changes, &record.save_guard(&self.inner.config, true))
@@ -714,41 +714,31 @@ impl SessionStore {
         self.inner.config.table_key.len() + 43 + crate::attributes::DATA.len() + METADATA_RESERVE
     }
 
-    /// Serializes `data` and refuses it before any write if the item would be too large.
-    fn serialize(&self, data: &SessionData) -> Result<String> {
-        let encoded = self.inner.config.serializer.serialize(data)?;
-        let size = self.fixed_item_bytes() + encoded.len();
-        if size > MAX_ITEM_BYTES {
-            return Err(Error::SessionTooLarge {
-                size,
-                limit: MAX_ITEM_BYTES,
-            });
+    /// The `data` attribute's encoder under this store's configuration.
+    fn codec(&self) -> Codec<'_> {
+        Codec {
+            config: &self.inner.config,
+            fixed_bytes: self.fixed_item_bytes(),
+            limit: MAX_ITEM_BYTES,
         }
-        Ok(encoded)
     }
 
-    /// The `data` attribute for `id`'s serialized data.
-    fn seal(&self, _id: &SessionId, serialized: &str) -> String {
-        serialized.to_owned()
-    }
-
-    fn decode(&self, _id: &SessionId, item: &StoredItem) -> Result<SessionData> {
-        if item.data.is_empty() {
-            // An item the Ruby gem wrote before any data was set.
-            return Ok(SessionData::new());
-        }
-        self.inner.config.serializer.deserialize(&item.data)
-    }
-
-    /// The item a record is stored as.
-    fn stored(&self, id: &SessionId, serialized: &str, record: &SessionRecord) -> StoredItem {
+    /// The item a record is stored as under `key`, its data sealed for `id`.
+    fn stored(
+        &self,
+        id: &SessionId,
+        key: &str,
+        framed: Framed,
+        record: &SessionRecord,
+    ) -> StoredItem {
         StoredItem {
-            data: self.seal(id, serialized),
+            data: self.codec().encode(framed, id, key),
             created_at: record.created_at,
             updated_at: record.updated_at,
             expire_at: record.expire_at,
             version: record.version,
             max_stale: record.max_stale.map(|d| d.as_secs()),
+            user_hash: record.user.as_deref().map(|user| keys::user_hash(id, user)),
             lock: None,
         }
     }
@@ -823,7 +813,17 @@ mod tests {
         let store = store(mock_client!(aws_sdk_dynamodb, [&update]));
         let id = store.next_id();
         let mut data = SessionData::new();
-        data.insert("blob".into(), "x".repeat(MAX_ITEM_BYTES).into());
+        // Digits of a running product: nothing for the compressor to repeat.
+        let mut n: u64 = 1;
+        let blob: String = (0..MAX_ITEM_BYTES)
+            .map(|_| {
+                n = n
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                char::from(b'a' + (n >> 59) as u8)
+            })
+            .collect();
+        data.insert("blob".into(), blob.into());
         let record = SessionRecord {
             data,
             created_at: 0,
@@ -831,6 +831,7 @@ mod tests {
             expire_at: None,
             version: None,
             max_stale: None,
+            user: None,
             lock: None,
         };
         let err = store.save(&id, &record).await.unwrap_err();

@@ -7,6 +7,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::backend::{Guard, StoredItem};
+use super::payload::Payload;
 use crate::config::{Concurrency, Config};
 use crate::error::Error;
 use crate::serializer::SessionData;
@@ -27,6 +28,9 @@ pub struct SessionRecord {
     pub version: Option<u64>,
     /// This session's own idle limit ("remember me"), overriding the configured `max_stale`.
     pub max_stale: Option<Duration>,
+    /// The user the session is bound to (kept sealed in `data`; the table holds only a keyed
+    /// hash of it).
+    pub user: Option<String>,
     /// The lock this request holds on the item, under pessimistic locking.
     pub(crate) lock: Option<LockToken>,
 }
@@ -37,14 +41,15 @@ impl SessionRecord {
         self.lock.is_some()
     }
 
-    /// The record for `stored`, with `data` already decoded.
+    /// The record for `stored`, with its `data` attribute already opened.
     pub(super) fn from_stored(
         stored: &StoredItem,
-        data: SessionData,
+        payload: Payload,
         lock: Option<LockToken>,
     ) -> Self {
         SessionRecord {
-            data,
+            data: payload.data,
+            user: payload.user,
             created_at: stored.created_at,
             updated_at: stored.updated_at,
             expire_at: stored.expire_at,

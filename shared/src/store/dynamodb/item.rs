@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::attributes::{
-    CREATED_AT, DATA, EXPIRE_AT, LOCK_OWNER, LOCKED_AT, MAX_STALE, UPDATED_AT, VERSION,
+    CREATED_AT, DATA, EXPIRE_AT, LOCK_OWNER, LOCKED_AT, MAX_STALE, UPDATED_AT, USER_HASH, VERSION,
 };
 use crate::error::{Error, Result};
 use crate::store::backend::{StoredItem, StoredLock};
@@ -13,13 +13,14 @@ use crate::store::backend::{StoredItem, StoredLock};
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
 /// Every attribute a session read needs, for a `ProjectionExpression`: placeholders and names.
-pub(super) const PROJECTION: [(&str, &str); 8] = [
+pub(super) const PROJECTION: [(&str, &str); 9] = [
     ("#data", DATA),
     ("#created", CREATED_AT),
     ("#updated", UPDATED_AT),
     ("#expire", EXPIRE_AT),
     ("#version", VERSION),
     ("#session_max_stale", MAX_STALE),
+    ("#user", USER_HASH),
     ("#locked", LOCKED_AT),
     ("#owner", LOCK_OWNER),
 ];
@@ -49,6 +50,9 @@ pub(super) fn to_item(key_attribute: &str, key: &str, stored: &StoredItem) -> It
         if let Some(value) = value {
             item.insert(name.to_owned(), value);
         }
+    }
+    if let Some(user_hash) = &stored.user_hash {
+        item.insert(USER_HASH.to_owned(), AttributeValue::S(user_hash.clone()));
     }
     item
 }
@@ -80,6 +84,15 @@ pub(super) fn from_item(item: &Item) -> Result<StoredItem> {
         expire_at: read_number(item, EXPIRE_AT)?,
         version: read_number(item, VERSION)?.map(|v| v.max(0) as u64),
         max_stale: read_number(item, MAX_STALE)?.map(|v| v.max(0) as u64),
+        user_hash: match item.get(USER_HASH) {
+            None => None,
+            Some(AttributeValue::S(hash)) => Some(hash.clone()),
+            Some(_) => {
+                return Err(Error::MalformedItem(format!(
+                    "`{USER_HASH}` is not a string"
+                )));
+            }
+        },
         lock,
     })
 }
@@ -108,6 +121,7 @@ mod tests {
             expire_at: Some(30),
             version: Some(4),
             max_stale: Some(3600),
+            user_hash: Some("h".into()),
             lock: None,
         };
         let item = to_item("session_id", "k", &stored);

@@ -17,15 +17,16 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem,
+    AttributeValue, Delete, KeysAndAttributes, Put, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
-use backon::{ExponentialBuilder, Retryable};
+use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
 
 use self::item::{Item, PROJECTION, from_item, to_item, unsigned};
 use super::backend::{Changes, Guard, Locked, Replaced, SessionBackend, StoredItem, Written};
 use crate::attributes::{
-    CREATED_AT, DATA, EXPIRE_AT, LOCK_OWNER, LOCKED_AT, MAX_STALE, UPDATED_AT, VERSION,
+    CREATED_AT, DATA, EXPIRE_AT, LOCK_OWNER, LOCKED_AT, MAX_STALE, UPDATED_AT, USER_HASH,
+    USER_INDEX, VERSION,
 };
 use crate::error::{Error, Result};
 use crate::expression::Expression;
@@ -110,23 +111,18 @@ impl DynamoDbBackend {
 #[async_trait::async_trait]
 impl SessionBackend for DynamoDbBackend {
     async fn get(&self, key: &str, consistent: bool) -> Result<Option<StoredItem>> {
-        let mut request = self
+        let (expression, names) = projection();
+        let output = self
             .client
             .get_item()
             .table_name(&self.table)
             .key(&self.key_attribute, self.key(key))
             .consistent_read(consistent)
-            .projection_expression(
-                PROJECTION
-                    .iter()
-                    .map(|(placeholder, _)| *placeholder)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            );
-        for (placeholder, name) in PROJECTION {
-            request = request.expression_attribute_names(placeholder, name);
-        }
-        let output = request.send().await.map_err(|e| self.sdk_error(e))?;
+            .projection_expression(expression)
+            .set_expression_attribute_names(Some(names))
+            .send()
+            .await
+            .map_err(|e| self.sdk_error(e))?;
         output.item.as_ref().map(from_item).transpose()
     }
 
@@ -251,6 +247,17 @@ impl SessionBackend for DynamoDbBackend {
             Some(None) => {
                 e.name("#session_max_stale", MAX_STALE)
                     .remove("#session_max_stale");
+            }
+            None => {}
+        }
+        match &changes.user_hash {
+            Some(Some(hash)) => {
+                e.name("#user", USER_HASH)
+                    .value(":user", AttributeValue::S(hash.clone()))
+                    .set("#user = :user");
+            }
+            Some(None) => {
+                e.name("#user", USER_HASH).remove("#user");
             }
             None => {}
         }
@@ -397,6 +404,136 @@ impl SessionBackend for DynamoDbBackend {
             .into(),
         ))
     }
+
+    async fn sessions_of(
+        &self,
+        user_hash: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<String>, Option<String>)> {
+        let start = after.map(|key| {
+            std::collections::HashMap::from([
+                (
+                    USER_HASH.to_owned(),
+                    AttributeValue::S(user_hash.to_owned()),
+                ),
+                (self.key_attribute.clone(), self.key(key)),
+            ])
+        });
+        let queried = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(USER_INDEX)
+            .key_condition_expression("#user = :user")
+            .expression_attribute_names("#user", USER_HASH)
+            .expression_attribute_values(":user", AttributeValue::S(user_hash.to_owned()))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send()
+            .await;
+        let output = match queried {
+            Ok(output) => output,
+            Err(err)
+                if err
+                    .as_service_error()
+                    .and_then(|e| e.meta().message())
+                    .is_some_and(|m| m.contains("index")) =>
+            {
+                return Err(Error::UserIndexMissing {
+                    table: self.table.clone(),
+                });
+            }
+            Err(err) => return Err(self.sdk_error(err)),
+        };
+        let key_of = |item: &Item| match item.get(&self.key_attribute) {
+            Some(AttributeValue::S(key)) => Some(key.clone()),
+            _ => None,
+        };
+        let keys = output.items().iter().filter_map(key_of).collect();
+        let next = output.last_evaluated_key().and_then(|k| key_of(&k.clone()));
+        Ok((keys, next))
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<(String, StoredItem)>> {
+        let (expression, mut names) = projection();
+        names.insert("#key".to_owned(), self.key_attribute.clone());
+        let mut found = Vec::with_capacity(keys.len());
+        // BatchGetItem reads at most 100 keys per call.
+        for chunk in keys.chunks(100) {
+            let mut pending = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(
+                        chunk
+                            .iter()
+                            .map(|key| {
+                                std::collections::HashMap::from([(
+                                    self.key_attribute.clone(),
+                                    self.key(key),
+                                )])
+                            })
+                            .collect(),
+                    ))
+                    .consistent_read(true)
+                    .projection_expression(format!("#key, {expression}"))
+                    .set_expression_attribute_names(Some(names.clone()))
+                    .build()
+                    .map_err(build_error)?,
+            );
+            let mut backoff = ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(20))
+                .with_max_delay(Duration::from_secs(1))
+                .with_max_times(8)
+                .with_jitter()
+                .build();
+            while let Some(request) = pending.take() {
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| self.sdk_error(e))?;
+                for item in output
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default()
+                {
+                    if let Some(AttributeValue::S(key)) = item.get(&self.key_attribute) {
+                        found.push((key.clone(), from_item(&item)?));
+                    }
+                }
+                // Keys DynamoDB left unprocessed (throttling) are asked for again, later.
+                pending = output
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .filter(|k| !k.keys().is_empty());
+                if pending.is_some() {
+                    let Some(delay) = backoff.next() else {
+                        return Err(Error::Backend(
+                            "BatchGetItem left keys unprocessed after retries".into(),
+                        ));
+                    };
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// The projection of a session read, as an expression and its names.
+fn projection() -> (String, std::collections::HashMap<String, String>) {
+    let expression = PROJECTION
+        .iter()
+        .map(|(placeholder, _)| *placeholder)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let names = PROJECTION
+        .iter()
+        .map(|(placeholder, name)| ((*placeholder).to_owned(), (*name).to_owned()))
+        .collect();
+    (expression, names)
 }
 
 /// The cancellation reason codes of a cancelled transaction.

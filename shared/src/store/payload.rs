@@ -1,0 +1,338 @@
+//! The `data` attribute: a session's data and the user it is bound to, serialized,
+//! compressed when large, and sealed so that only the holder of the cookie can read it.
+//!
+//! | form | when |
+//! |---|---|
+//! | `s1.` + base64url(nonce ‖ XChaCha20-Poly1305(frame)) | sealing on (the default); the table key is the associated data |
+//! | `p1.` + base64url(frame) | sealing off, with a bound user or compressed data |
+//! | the serializer's text (JSON) | sealing off otherwise, and every item written before sealing existed |
+//!
+//! frame = flags (1 byte: `1` compressed, `2` a user follows) ‖ \[user length (u16, big
+//! endian) ‖ user\] ‖ body (the serializer's text; LZ4 with its size prepended when
+//! compressed).
+//!
+//! The sealing key comes from the raw session id (`keys::data_key`), which the table never
+//! holds, and the table key is bound in as associated data: a table dump, even with the
+//! signing secret, opens nothing, and data copied to another item does not open there.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload as AeadInput};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::keys::{self, SessionId};
+use crate::serializer::SessionData;
+
+const SEALED: &str = "s1.";
+const FRAMED: &str = "p1.";
+const COMPRESSED: u8 = 1;
+const HAS_USER: u8 = 2;
+const NONCE_BYTES: usize = 24;
+const TAG_BYTES: usize = 16;
+/// Largest decompressed body accepted, so a crafted item cannot make a read allocate at will.
+const MAX_DECOMPRESSED: usize = 16 << 20;
+
+/// What the `data` attribute carries.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Payload {
+    pub(crate) data: SessionData,
+    /// The user the session is bound to.
+    pub(crate) user: Option<String>,
+}
+
+/// A payload serialized (and compressed) but not yet sealed: sealing needs the id and table
+/// key, the size check does not.
+#[derive(Clone)]
+pub(crate) struct Framed {
+    /// The frame, or `None` for plain serializer text (sealing off, nothing to frame).
+    frame: Option<Vec<u8>>,
+    serialized: String,
+}
+
+/// Encodes and decodes the `data` attribute under one configuration.
+pub(crate) struct Codec<'a> {
+    pub(crate) config: &'a Config,
+    /// Bytes of the item outside `data`'s value.
+    pub(crate) fixed_bytes: usize,
+    pub(crate) limit: usize,
+}
+
+impl Codec<'_> {
+    /// Checks that `data` fits in one item, compressing only when it would not fit otherwise.
+    pub(crate) fn check(&self, data: &SessionData) -> Result<()> {
+        let serialized = self.config.serializer.serialize(data)?;
+        // Uncompressed, a frame is the text and its flags byte.
+        let framed = self.needs_frame(false, false);
+        let uncompressed = self.encoded_len(framed, serialized.len() + usize::from(framed));
+        if self.fits(uncompressed).is_ok() {
+            return Ok(());
+        }
+        self.frame(data, None).map(drop)
+    }
+
+    /// Serializes and (above the threshold) compresses `data` with `user`, refusing it
+    /// before any write if the item would be too large.
+    pub(crate) fn frame(&self, data: &SessionData, user: Option<&str>) -> Result<Framed> {
+        let serialized = self.config.serializer.serialize(data)?;
+        let compress = self
+            .config
+            .compress_above
+            .is_some_and(|threshold| serialized.len() > threshold);
+        let framed = if self.needs_frame(compress, user.is_some()) {
+            let mut frame = Vec::with_capacity(serialized.len() + 32);
+            frame.push(
+                if compress { COMPRESSED } else { 0 } | if user.is_some() { HAS_USER } else { 0 },
+            );
+            if let Some(user) = user {
+                let len = u16::try_from(user.len()).map_err(|_| {
+                    Error::invalid("user", "<not shown>", "a user id is at most 65,535 bytes")
+                })?;
+                frame.extend_from_slice(&len.to_be_bytes());
+                frame.extend_from_slice(user.as_bytes());
+            }
+            if compress {
+                frame.extend_from_slice(&lz4_flex::compress_prepend_size(serialized.as_bytes()));
+            } else {
+                frame.extend_from_slice(serialized.as_bytes());
+            }
+            Framed {
+                frame: Some(frame),
+                serialized: String::new(),
+            }
+        } else {
+            Framed {
+                frame: None,
+                serialized,
+            }
+        };
+        let body_len = match &framed.frame {
+            Some(frame) => frame.len(),
+            None => framed.serialized.len(),
+        };
+        self.fits(self.encoded_len(framed.frame.is_some(), body_len))?;
+        Ok(framed)
+    }
+
+    /// The attribute value for `framed`, sealed for `id` under `table_key` when sealing is on.
+    pub(crate) fn encode(&self, framed: Framed, id: &SessionId, table_key: &str) -> String {
+        let Some(frame) = framed.frame else {
+            return framed.serialized;
+        };
+        if !self.config.seal_data {
+            return format!("{FRAMED}{}", URL_SAFE_NO_PAD.encode(&frame));
+        }
+        let cipher = XChaCha20Poly1305::new(&keys::data_key(id).into());
+        let mut nonce = [0u8; NONCE_BYTES];
+        getrandom::fill(&mut nonce).expect("the operating system's random source failed");
+        let sealed = cipher
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                AeadInput {
+                    msg: &frame,
+                    aad: table_key.as_bytes(),
+                },
+            )
+            .expect("sealing a message of at most an item's size cannot fail");
+        let mut raw = Vec::with_capacity(NONCE_BYTES + sealed.len());
+        raw.extend_from_slice(&nonce);
+        raw.extend_from_slice(&sealed);
+        format!("{SEALED}{}", URL_SAFE_NO_PAD.encode(raw))
+    }
+
+    /// Reads the attribute: sealed, framed, or (written before sealing) plain text.
+    pub(crate) fn decode(&self, text: &str, id: &SessionId, table_key: &str) -> Result<Payload> {
+        if text.is_empty() {
+            // An item the Ruby gem wrote before any data was set.
+            return Ok(Payload {
+                data: SessionData::new(),
+                user: None,
+            });
+        }
+        let frame = if let Some(sealed) = text.strip_prefix(SEALED) {
+            let raw = URL_SAFE_NO_PAD
+                .decode(sealed)
+                .map_err(|_| malformed("sealed data is not base64url"))?;
+            if raw.len() < NONCE_BYTES + TAG_BYTES {
+                return Err(malformed("sealed data is too short"));
+            }
+            let (nonce, sealed) = raw.split_at(NONCE_BYTES);
+            XChaCha20Poly1305::new(&keys::data_key(id).into())
+                .decrypt(
+                    XNonce::from_slice(nonce),
+                    AeadInput {
+                        msg: sealed,
+                        aad: table_key.as_bytes(),
+                    },
+                )
+                .map_err(|_| malformed("sealed data does not open for this session"))?
+        } else if let Some(framed) = text.strip_prefix(FRAMED) {
+            URL_SAFE_NO_PAD
+                .decode(framed)
+                .map_err(|_| malformed("framed data is not base64url"))?
+        } else {
+            return Ok(Payload {
+                data: self.config.serializer.deserialize(text)?,
+                user: None,
+            });
+        };
+        self.unframe(&frame)
+    }
+
+    fn unframe(&self, frame: &[u8]) -> Result<Payload> {
+        let (&flags, mut rest) = frame
+            .split_first()
+            .ok_or_else(|| malformed("empty frame"))?;
+        let user = if flags & HAS_USER != 0 {
+            let (len, after) = rest
+                .split_first_chunk::<2>()
+                .ok_or_else(|| malformed("truncated user"))?;
+            let len = usize::from(u16::from_be_bytes(*len));
+            let user = after
+                .get(..len)
+                .ok_or_else(|| malformed("truncated user"))?;
+            rest = &after[len..];
+            Some(String::from_utf8(user.to_vec()).map_err(|_| malformed("user is not UTF-8"))?)
+        } else {
+            None
+        };
+        let body = if flags & COMPRESSED != 0 {
+            let claimed = rest
+                .first_chunk::<4>()
+                .map(|size| u32::from_le_bytes(*size) as usize)
+                .ok_or_else(|| malformed("truncated compressed data"))?;
+            if claimed > MAX_DECOMPRESSED {
+                return Err(malformed("compressed data claims an oversize body"));
+            }
+            lz4_flex::decompress_size_prepended(rest)
+                .map_err(|_| malformed("compressed data does not decompress"))?
+        } else {
+            rest.to_vec()
+        };
+        let text = String::from_utf8(body).map_err(|_| malformed("data is not UTF-8"))?;
+        Ok(Payload {
+            data: self.config.serializer.deserialize(&text)?,
+            user,
+        })
+    }
+
+    /// Plain serializer text is kept when there is nothing to seal, compress or attach.
+    fn needs_frame(&self, compress: bool, user: bool) -> bool {
+        self.config.seal_data || compress || user
+    }
+
+    /// The length of the attribute for a frame (or plain text) of `len` bytes.
+    fn encoded_len(&self, framed: bool, len: usize) -> usize {
+        match (framed, self.config.seal_data) {
+            (false, _) => len,
+            (true, true) => SEALED.len() + base64_len(NONCE_BYTES + len + TAG_BYTES),
+            (true, false) => FRAMED.len() + base64_len(len),
+        }
+    }
+
+    fn fits(&self, encoded_len: usize) -> Result<()> {
+        let size = self.fixed_bytes + encoded_len;
+        if size > self.limit {
+            return Err(Error::SessionTooLarge {
+                size,
+                limit: self.limit,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn base64_len(bytes: usize) -> usize {
+    (bytes * 4).div_ceil(3)
+}
+
+fn malformed(reason: &str) -> Error {
+    Error::MalformedItem(reason.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SecretKey;
+    use crate::keys::Keyring;
+
+    fn codec(config: &Config) -> Codec<'_> {
+        Codec {
+            config,
+            fixed_bytes: 600,
+            limit: crate::store::MAX_ITEM_BYTES,
+        }
+    }
+
+    fn data(value: serde_json::Value) -> SessionData {
+        value.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn sealed_data_opens_only_for_its_id_and_key() {
+        let config = Config::builder().build().unwrap();
+        let ring = Keyring::new([&SecretKey::new("k".repeat(32))]);
+        let (id, other) = (ring.generate(), ring.generate());
+        let codec = codec(&config);
+        let payload = data(serde_json::json!({"email": "ann@example.com"}));
+        let text = codec.encode(codec.frame(&payload, Some("ann")).unwrap(), &id, "key-1");
+        assert!(text.starts_with(SEALED) && !text.contains("ann"), "{text}");
+        let opened = codec.decode(&text, &id, "key-1").unwrap();
+        assert_eq!(
+            (opened.data, opened.user.as_deref()),
+            (payload, Some("ann"))
+        );
+        assert!(codec.decode(&text, &other, "key-1").is_err(), "another id");
+        assert!(codec.decode(&text, &id, "key-2").is_err(), "another item");
+        let twice = codec.encode(codec.frame(&opened_data(), None).unwrap(), &id, "key-1");
+        assert_ne!(
+            twice,
+            codec.encode(codec.frame(&opened_data(), None).unwrap(), &id, "key-1"),
+            "a fresh nonce each time"
+        );
+    }
+
+    fn opened_data() -> SessionData {
+        data(serde_json::json!({"n": 1}))
+    }
+
+    #[test]
+    fn plain_items_from_before_still_read_and_large_ones_compress() {
+        let config = Config::builder().build().unwrap();
+        let ring = Keyring::new([&SecretKey::new("k".repeat(32))]);
+        let id = ring.generate();
+        let codec = codec(&config);
+        let plain = codec.decode(r#"{"n":1}"#, &id, "k").unwrap();
+        assert_eq!(plain.data, opened_data());
+
+        let big = data(serde_json::json!({"cart": vec!["the same item"; 2_000]}));
+        let text = codec.encode(codec.frame(&big, None).unwrap(), &id, "k");
+        let serialized = serde_json::to_string(&big).unwrap();
+        assert!(
+            text.len() * 4 < serialized.len(),
+            "{} vs {}",
+            text.len(),
+            serialized.len()
+        );
+        assert_eq!(codec.decode(&text, &id, "k").unwrap().data, big);
+    }
+
+    #[test]
+    fn without_sealing_data_stays_readable_text_unless_framed() {
+        let config = Config::builder().seal_data(false).build().unwrap();
+        let ring = Keyring::new([&SecretKey::new("k".repeat(32))]);
+        let id = ring.generate();
+        let codec = codec(&config);
+        assert_eq!(
+            codec.encode(codec.frame(&opened_data(), None).unwrap(), &id, "k"),
+            r#"{"n":1}"#
+        );
+        let with_user = codec.encode(codec.frame(&opened_data(), Some("ann")).unwrap(), &id, "k");
+        assert!(with_user.starts_with(FRAMED));
+        assert_eq!(
+            codec.decode(&with_user, &id, "k").unwrap().user.as_deref(),
+            Some("ann")
+        );
+    }
+}

@@ -67,3 +67,4 @@ pub use session::Session;
 pub use cookie::SameSite;
 pub use store::{MAX_ITEM_BYTES, SessionRecord, SessionStore};
 pub use table::SessionTable;
+pub use table::{Creation, Deletion, ExistingTable};

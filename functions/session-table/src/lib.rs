@@ -22,8 +22,11 @@ mod handler;
 mod properties;
 mod response;
 
-pub use handler::{CREATE_FAILED_PREFIX, Handler, Options, Request, http_client};
+pub use handler::{
+    CREATE_FAILED_PREFIX, Handler, LOGICAL_ID_TAG, Options, Request, STACK_ID_TAG, http_client,
+};
 pub use properties::{
-    DEFAULT_TABLE_KEY, InvalidProperty, is_valid_table_name, table_from_properties, table_key_of,
+    DEFAULT_TABLE_KEY, InvalidProperty, Properties, is_valid_table_name, parse_properties,
+    table_from_properties, table_key_of,
 };
 pub use response::{Delivery, DeliveryFailed, Echo, Outcome, deliver, describe, response_body};

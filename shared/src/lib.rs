@@ -70,7 +70,7 @@ pub use store::{
     Changes, Guard, Locked, MAX_ITEM_BYTES, MemoryStore, Replaced, SessionBackend, SessionRecord,
     SessionStore, StoredItem, StoredLock, UserSession, UserSessionPage, Written,
 };
-pub use table::SessionTable;
+pub use table::{Creation, Deletion, ExistingTable, SessionTable};
 
 /// The cookie crate's `SameSite`, for [`SessionLayer::with_same_site`].
 pub use cookie::SameSite;

@@ -2,20 +2,27 @@
 //! local DynamoDB, answering to a local HTTP server that stands in for the pre-signed S3
 //! `ResponseURL`. Every test reads the answer CloudFormation would have received.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept};
 use aws_sdk_dynamodb::error::BoxError;
-use aws_sdk_dynamodb::types::{BillingMode, KeyType, TimeToLiveStatus};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, Tag,
+    TimeToLiveStatus,
+};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header::LOCATION};
+use axum::response::IntoResponse as _;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
-use session_table::{Delivery, Handler, Options, Request, http_client};
+use session_table::{
+    Delivery, Handler, LOGICAL_ID_TAG, Options, Request, STACK_ID_TAG, http_client,
+};
 
 const CREATE: &str = include_str!("../data/cfn-create.json");
 const UPDATE: &str = include_str!("../data/cfn-update.json");
@@ -40,7 +47,7 @@ struct Received {
 struct ResponseServer {
     origin: String,
     received: Arc<Mutex<Vec<Received>>>,
-    /// Statuses to answer before answering 200, in order.
+    /// Statuses to answer before answering 200, in order (a 3xx with a Location header).
     refusals: Arc<Mutex<Vec<StatusCode>>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -64,10 +71,15 @@ impl ResponseServer {
                         at_ms: now_ms(),
                     });
                     let mut plan = plan.lock().unwrap();
-                    if plan.is_empty() {
+                    let status = if plan.is_empty() {
                         StatusCode::OK
                     } else {
                         plan.remove(0)
+                    };
+                    if status.is_redirection() {
+                        (status, [(LOCATION, "/redirected")]).into_response()
+                    } else {
+                        status.into_response()
                     }
                 }
             },
@@ -136,10 +148,19 @@ async fn invoke(
     event: &Value,
     time_left: Duration,
 ) -> Result<(), lambda_runtime::Error> {
+    invoke_with_deadline(handler, event, now_ms() + time_left.as_millis() as u64).await
+}
+
+/// Invokes the handler with the context's `deadline` field set to `deadline_ms` as is.
+async fn invoke_with_deadline(
+    handler: &Handler,
+    event: &Value,
+    deadline_ms: u64,
+) -> Result<(), lambda_runtime::Error> {
     let request: Request = serde_json::from_value(event.clone()).unwrap();
     let mut context = Context::default();
     context.request_id = "lambda-invocation-1".into();
-    context.deadline = now_ms() + time_left.as_millis() as u64;
+    context.deadline = deadline_ms;
     handler.handle(LambdaEvent::new(request, context)).await
 }
 
@@ -187,6 +208,62 @@ async fn exists(client: &Client, table: &str) -> bool {
         }
         Err(e) => panic!("describe_table: {e:?}"),
     }
+}
+
+/// The table's tags, read straight from DynamoDB.
+async fn tags(client: &Client, table: &str) -> BTreeMap<String, String> {
+    let arn = client
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap()
+        .table_arn
+        .unwrap();
+    client
+        .list_tags_of_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .unwrap()
+        .tags
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| (t.key, t.value))
+        .collect()
+}
+
+/// A table made behind the resource's back: no TTL, maybe some tags of its own.
+async fn foreign_table(client: &Client, table: &str, foreign_tags: &[(&str, &str)]) {
+    client
+        .create_table()
+        .table_name(table)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("session_id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("session_id")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .set_tags((!foreign_tags.is_empty()).then(|| {
+            foreign_tags
+                .iter()
+                .map(|(k, v)| Tag::builder().key(*k).value(*v).build().unwrap())
+                .collect()
+        }))
+        .send()
+        .await
+        .unwrap();
 }
 
 async fn ttl(client: &Client, table: &str) -> (Option<TimeToLiveStatus>, Option<String>) {
@@ -237,8 +314,20 @@ async fn create_update_and_delete_manage_the_table_and_answer_each_time() {
         ttl(&client, &name).await,
         (Some(TimeToLiveStatus::Enabled), Some("expire_at".into()))
     );
+    // Marked as this resource's: the stack's id and the resource's logical id.
+    let fixture: Value = serde_json::from_str(CREATE).unwrap();
+    assert_eq!(
+        tags(&client, &name).await,
+        BTreeMap::from([
+            (
+                STACK_ID_TAG.to_owned(),
+                fixture["StackId"].as_str().unwrap().to_owned()
+            ),
+            (LOGICAL_ID_TAG.to_owned(), "SessionTable".to_owned()),
+        ])
+    );
 
-    // A repeated Create (Lambda retrying the invocation) finds the table and succeeds.
+    // A repeated Create (Lambda retrying the invocation) finds its own table and succeeds.
     let again = answer(&handler, &server, &event(CREATE, &server, &name)).await;
     assert_eq!(again["Status"], "SUCCESS", "{again}");
     assert_eq!(again["Data"]["TableArn"], arn.as_str());
@@ -272,11 +361,19 @@ async fn create_update_and_delete_manage_the_table_and_answer_each_time() {
     // Delete: the table is gone; a repeated Delete still succeeds.
     let deleted = answer(&handler, &server, &event(DELETE, &server, &name)).await;
     assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
+    assert_eq!(
+        deleted["Reason"],
+        format!("table {name}, created by this resource, is deleted")
+    );
     assert_eq!(deleted["PhysicalResourceId"], name.as_str());
     assert_eq!(deleted["Data"], json!({}));
     assert!(!exists(&client, &name).await);
     let again = answer(&handler, &server, &event(DELETE, &server, &name)).await;
     assert_eq!(again["Status"], "SUCCESS", "{again}");
+    assert_eq!(
+        again["Reason"],
+        format!("table {name} does not exist; nothing to delete")
+    );
 }
 
 #[tokio::test]
@@ -664,4 +761,245 @@ async fn every_attempt_is_counted_until_the_limit() {
     .unwrap_err();
     assert!(err.to_string().contains("after 3 attempts"), "{err}");
     assert_eq!(server.received().len(), 3);
+}
+
+#[tokio::test]
+async fn create_over_an_existing_table_fails_and_touches_nothing_unless_adopting() {
+    let client = integration_tests::client().await;
+    let handler = handler_on(client.clone()).await;
+    let server = ResponseServer::start().await;
+    let name = integration_tests::table_name("cfn_existing");
+    foreign_table(&client, &name, &[("team", "payments")]).await;
+    let untouched = (ttl(&client, &name).await, tags(&client, &name).await);
+    assert_ne!(untouched.0.0, Some(TimeToLiveStatus::Enabled));
+
+    // Without AdoptExisting: FAILED, naming the table and the way out; nothing changed.
+    let create = event(CREATE, &server, &name);
+    let failed = answer(&handler, &server, &create).await;
+    assert_eq!(failed["Status"], "FAILED", "{failed}");
+    let reason = failed["Reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with(&format!(
+            "could not create table {name}: a table of that name already exists and this \
+             resource did not create it"
+        )),
+        "{reason}"
+    );
+    assert!(reason.contains("AdoptExisting"), "{reason}");
+    let placeholder = failed["PhysicalResourceId"].as_str().unwrap().to_owned();
+    assert!(placeholder.starts_with(session_table::CREATE_FAILED_PREFIX));
+    assert_eq!(
+        (ttl(&client, &name).await, tags(&client, &name).await),
+        untouched,
+        "no TTL change, no tags"
+    );
+
+    // The rollback Delete of the failed Create deletes nothing.
+    let mut rollback = event(DELETE, &server, &placeholder);
+    rollback["ResourceProperties"] = create["ResourceProperties"].clone();
+    let rolled_back = answer(&handler, &server, &rollback).await;
+    assert_eq!(rolled_back["Status"], "SUCCESS", "{rolled_back}");
+    assert!(exists(&client, &name).await);
+
+    // With AdoptExisting: SUCCESS, TTL turned on, but the table is not marked as ours...
+    let mut adopt = event(CREATE, &server, &name);
+    adopt["ResourceProperties"]["AdoptExisting"] = "true".into();
+    let adopted = answer(&handler, &server, &adopt).await;
+    assert_eq!(adopted["Status"], "SUCCESS", "{adopted}");
+    assert_eq!(adopted["PhysicalResourceId"], name.as_str());
+    assert!(
+        adopted["Reason"].as_str().unwrap().contains("adopted"),
+        "{adopted}"
+    );
+    assert_eq!(
+        ttl(&client, &name).await,
+        (Some(TimeToLiveStatus::Enabled), Some("expire_at".into()))
+    );
+    assert_eq!(tags(&client, &name).await, untouched.1);
+
+    // ...so its Delete answers SUCCESS, says so, and keeps it.
+    let deleted = answer(&handler, &server, &event(DELETE, &server, &name)).await;
+    assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
+    assert_eq!(
+        deleted["Reason"],
+        format!(
+            "table {name} was NOT deleted: this resource did not create it (it was adopted, \
+             or belongs to someone else), so it is left in place"
+        )
+    );
+    assert!(exists(&client, &name).await);
+}
+
+#[tokio::test]
+async fn delete_keeps_tables_of_other_stacks_and_resources() {
+    let client = integration_tests::client().await;
+    let handler = handler_on(client.clone()).await;
+    let server = ResponseServer::start().await;
+    let fixture: Value = serde_json::from_str(DELETE).unwrap();
+    let our_stack = fixture["StackId"].as_str().unwrap();
+    let other_stack = our_stack.replace("stack/sessions/", "stack/other/");
+    for (label, stack, logical) in [
+        ("other_stack", other_stack.as_str(), "SessionTable"),
+        ("other_resource", our_stack, "AnotherTable"),
+        ("half_marked", our_stack, ""),
+    ] {
+        let name = integration_tests::table_name(&format!("cfn_keep_{label}"));
+        let mut marks = vec![(STACK_ID_TAG, stack)];
+        if !logical.is_empty() {
+            marks.push((LOGICAL_ID_TAG, logical));
+        }
+        foreign_table(&client, &name, &marks).await;
+        let deleted = answer(&handler, &server, &event(DELETE, &server, &name)).await;
+        assert_eq!(deleted["Status"], "SUCCESS", "{label}: {deleted}");
+        assert!(
+            deleted["Reason"]
+                .as_str()
+                .unwrap()
+                .contains("was NOT deleted"),
+            "{label}: {deleted}"
+        );
+        assert!(exists(&client, &name).await, "{label}");
+
+        // A Create by this resource will not take it over either.
+        let failed = answer(&handler, &server, &event(CREATE, &server, &name)).await;
+        assert_eq!(failed["Status"], "FAILED", "{label}: {failed}");
+    }
+}
+
+#[tokio::test]
+async fn a_rename_onto_a_foreign_table_fails_and_keeps_both() {
+    let client = integration_tests::client().await;
+    let handler = handler_on(client.clone()).await;
+    let server = ResponseServer::start().await;
+    let ours = integration_tests::table_name("cfn_rename_ours");
+    let theirs = integration_tests::table_name("cfn_rename_theirs");
+    let created = answer(&handler, &server, &event(CREATE, &server, &ours)).await;
+    assert_eq!(created["Status"], "SUCCESS", "{created}");
+    foreign_table(&client, &theirs, &[]).await;
+
+    let mut rename = event(UPDATE, &server, &ours);
+    rename["ResourceProperties"]["TableName"] = theirs.as_str().into();
+    let failed = answer(&handler, &server, &rename).await;
+    assert_eq!(failed["Status"], "FAILED", "{failed}");
+    assert_eq!(failed["PhysicalResourceId"], ours.as_str());
+    assert!(
+        failed["Reason"].as_str().unwrap().starts_with(&format!(
+            "could not create replacement table {theirs}: a table of that name already exists"
+        )),
+        "{failed}"
+    );
+    assert_ne!(
+        ttl(&client, &theirs).await.0,
+        Some(TimeToLiveStatus::Enabled)
+    );
+    assert!(exists(&client, &ours).await);
+
+    // Adopting it on the rename works; then the old, own table's Delete removes it, and a
+    // later Delete of the adopted one keeps it.
+    rename["ResourceProperties"]["AdoptExisting"] = true.into();
+    let renamed = answer(&handler, &server, &rename).await;
+    assert_eq!(renamed["Status"], "SUCCESS", "{renamed}");
+    assert_eq!(renamed["PhysicalResourceId"], theirs.as_str());
+    let old_deleted = answer(&handler, &server, &event(DELETE, &server, &ours)).await;
+    assert_eq!(old_deleted["Status"], "SUCCESS", "{old_deleted}");
+    assert!(!exists(&client, &ours).await);
+    let kept = answer(&handler, &server, &event(DELETE, &server, &theirs)).await;
+    assert_eq!(kept["Status"], "SUCCESS", "{kept}");
+    assert!(exists(&client, &theirs).await);
+}
+
+#[tokio::test]
+async fn every_kind_of_deadline_leaves_the_work_its_time() {
+    // Real Lambda (Unix milliseconds), `cargo lambda watch` (a 600000 ms budget, which the
+    // old helper read as a long-past time and answered FAILED), and none at all.
+    let client = integration_tests::client().await;
+    let handler = handler_on(client.clone()).await;
+    let server = ResponseServer::start().await;
+    let name = integration_tests::table_name("cfn_deadlines");
+    for (kind, deadline_ms) in [
+        ("real", now_ms() + 60_000),
+        ("emulator", 600_000),
+        ("none", 0),
+    ] {
+        invoke_with_deadline(&handler, &event(CREATE, &server, &name), deadline_ms)
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        let answer = server.take_answer().body;
+        assert_eq!(answer["Status"], "SUCCESS", "{kind}: {answer}");
+        assert!(exists(&client, &name).await, "{kind}");
+    }
+    // A real deadline is honoured: one inside the margin does nothing and says so.
+    let other = integration_tests::table_name("cfn_deadline_short");
+    invoke_with_deadline(&handler, &event(CREATE, &server, &other), now_ms() + 5_000)
+        .await
+        .unwrap();
+    let answer = server.take_answer().body;
+    assert_eq!(answer["Status"], "FAILED", "{answer}");
+    assert!(!exists(&client, &other).await);
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let client = integration_tests::client().await;
+    let handler = handler_on(client).await;
+    let server = ResponseServer::start().await;
+    let name = integration_tests::table_name("cfn_redirect");
+    server
+        .refusals
+        .lock()
+        .unwrap()
+        .push(StatusCode::TEMPORARY_REDIRECT);
+    let err = invoke(
+        &handler,
+        &event(CREATE, &server, &name),
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("307"), "{err}");
+    let received = server.received();
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert!(!received[0].target.starts_with("/redirected"));
+}
+
+#[tokio::test]
+async fn delivery_retries_stop_before_the_deadline() {
+    let client = integration_tests::client().await;
+    let handler = handler_on(client).await.with_options(Options {
+        deadline_margin: Duration::from_secs(1),
+        delivery: Delivery {
+            attempts: 50,
+            first_retry_delay: Duration::from_millis(200),
+            attempt_timeout: Duration::from_secs(5),
+        },
+    });
+    let server = ResponseServer::start().await;
+    let name = integration_tests::table_name("cfn_retry_deadline");
+    server
+        .refusals
+        .lock()
+        .unwrap()
+        .extend([StatusCode::SERVICE_UNAVAILABLE; 50]);
+    let started = Instant::now();
+    let deadline_ms = now_ms() + 4_000;
+    let err = invoke_with_deadline(&handler, &event(CREATE, &server, &name), deadline_ms)
+        .await
+        .unwrap_err();
+    // Every wait ends before the deadline; the attempt after the last wait may still be on
+    // its way (a few ms) when it passes, hence the slack. Without the deadline rule the 49
+    // retries would wait for minutes.
+    let slack = Duration::from_millis(250);
+    assert!(
+        started.elapsed() < Duration::from_secs(4) + slack,
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(err.to_string().contains("503"), "{err}");
+    let received = server.received();
+    assert!((2..50).contains(&received.len()), "{}", received.len());
+    let last = received.last().unwrap().at_ms;
+    assert!(
+        last < deadline_ms + slack.as_millis() as u64,
+        "{last} vs {deadline_ms}"
+    );
 }

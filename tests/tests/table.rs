@@ -4,7 +4,9 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode as SdkBillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType, TimeToLiveStatus,
 };
-use dynamodb_session_store::{BillingMode, Error, SessionTable};
+use std::collections::BTreeMap;
+
+use dynamodb_session_store::{BillingMode, Creation, Deletion, Error, SessionTable};
 use integration_tests::{client, table_name};
 
 async fn ttl(
@@ -197,4 +199,163 @@ async fn an_existing_table_with_another_key_is_refused() {
         );
     }
     SessionTable::new(&name).delete(&client).await.unwrap();
+}
+
+async fn tags(client: &aws_sdk_dynamodb::Client, table: &str) -> BTreeMap<String, String> {
+    let arn = client
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap()
+        .table_arn
+        .unwrap();
+    let mut tags = BTreeMap::new();
+    let mut next = None;
+    loop {
+        let page = client
+            .list_tags_of_resource()
+            .resource_arn(&arn)
+            .set_next_token(next)
+            .send()
+            .await
+            .unwrap();
+        tags.extend(
+            page.tags
+                .unwrap_or_default()
+                .into_iter()
+                .map(|t| (t.key, t.value)),
+        );
+        next = page.next_token;
+        if next.is_none() {
+            return tags;
+        }
+    }
+}
+
+#[tokio::test]
+async fn tags_are_written_at_creation_and_read_back_by_inspect() {
+    let client = client().await;
+    let name = table_name("tagged");
+    let stack = "arn:aws:cloudformation:us-east-1:123456789012:stack/sessions/5b9a8f70-a1b2-11ef";
+    // More tags than one ListTagsOfResource page holds on moto (10): inspect reads them all.
+    let table = (0..12).fold(
+        SessionTable::new(&name).tag("dynamodb-session-store:stack-id", stack),
+        |t, i| t.tag(format!("extra-{i:02}"), format!("value {i}")),
+    );
+    assert_eq!(
+        table.create_if_missing(&client).await.unwrap(),
+        Creation::Created
+    );
+    let arn = table.prepare(&client).await.unwrap();
+    assert_eq!(tags(&client, &name).await, table.tags);
+
+    let existing = table.inspect(&client).await.unwrap().expect("exists");
+    assert_eq!(
+        (existing.name.as_str(), existing.arn.as_str()),
+        (name.as_str(), arn.as_str())
+    );
+    assert!(!existing.deleting);
+    assert_eq!(existing.tags, table.tags);
+    assert!(table.owns(&existing));
+    assert!(
+        !SessionTable::new(&name).owns(&existing),
+        "untagged owns nothing"
+    );
+    let other_stack = SessionTable::new(&name).tag("dynamodb-session-store:stack-id", "other");
+    assert!(!other_stack.owns(&existing));
+
+    assert!(
+        SessionTable::new(table_name("never_made"))
+            .inspect(&client)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    table.delete(&client).await.unwrap();
+}
+
+#[tokio::test]
+async fn create_if_missing_leaves_an_existing_table_exactly_as_it_is() {
+    let client = client().await;
+    let name = table_name("create_if_missing_existing");
+    SessionTable::new(&name)
+        .tag("owner", "someone-else")
+        .create_if_missing(&client)
+        .await
+        .unwrap();
+    let before = (ttl(&client, &name).await, tags(&client, &name).await);
+    let ours = SessionTable::new(&name).tag("owner", "us");
+    assert_eq!(
+        ours.create_if_missing(&client).await.unwrap(),
+        Creation::AlreadyExists
+    );
+    assert_eq!(
+        (ttl(&client, &name).await, tags(&client, &name).await),
+        before
+    );
+    assert_ne!(before.0.0, Some(TimeToLiveStatus::Enabled));
+}
+
+#[tokio::test]
+async fn delete_if_owned_deletes_only_tables_carrying_the_tags() {
+    let client = client().await;
+    let ours = SessionTable::new(table_name("owned")).tag("owner", "us");
+    let theirs_name = table_name("not_owned");
+    SessionTable::new(&theirs_name)
+        .tag("owner", "them")
+        .create(&client)
+        .await
+        .unwrap();
+    ours.create(&client).await.unwrap();
+
+    let theirs = SessionTable::new(&theirs_name).tag("owner", "us");
+    match theirs.delete_if_owned(&client).await.unwrap() {
+        Deletion::NotOwned(existing) => {
+            assert_eq!(existing.tags.get("owner").map(String::as_str), Some("them"))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(exists(&client, &theirs_name).await);
+    // Without tags, nothing is anyone's.
+    assert!(matches!(
+        SessionTable::new(&theirs_name)
+            .delete_if_owned(&client)
+            .await
+            .unwrap(),
+        Deletion::NotOwned(_)
+    ));
+    assert!(exists(&client, &theirs_name).await);
+
+    assert_eq!(
+        ours.delete_if_owned(&client).await.unwrap(),
+        Deletion::Deleted
+    );
+    assert!(!exists(&client, &ours.name).await);
+    assert_eq!(
+        ours.delete_if_owned(&client).await.unwrap(),
+        Deletion::Missing
+    );
+    SessionTable::new(&theirs_name)
+        .delete(&client)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_tag_dynamodb_would_refuse_is_reported_before_anything_is_created() {
+    let client = client().await;
+    let name = table_name("bad_tag");
+    let err = SessionTable::new(&name)
+        .tag("owner", "stack|resource")
+        .create(&client)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidConfig { origin, .. } if origin == "table tag \"owner\""),
+        "{err:?}"
+    );
+    assert!(!exists(&client, &name).await);
 }

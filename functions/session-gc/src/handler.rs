@@ -1,13 +1,14 @@
 //! The scheduled event handler and its configuration.
 
 use std::error::Error as _;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use dynamodb_session_store::{
-    Config, DEFAULT_PAGE_SIZE, DEFAULT_SEGMENTS, Error, GarbageCollector, GcReport, MAX_SEGMENTS,
+    Config, DEFAULT_PAGE_SIZE, DEFAULT_SEGMENTS, Deadline, Error, GarbageCollector, GcReport,
+    LAMBDA_MAX_TIMEOUT, MAX_SEGMENTS,
 };
-use lambda_runtime::{Context, Diagnostic, LambdaEvent};
+use lambda_runtime::{Diagnostic, LambdaEvent};
 
 /// The event the function is invoked with: EventBridge's scheduled event (its detail is
 /// ignored, so any EventBridge event or `{ "detail-type": .., "source": .., "detail": {} }`
@@ -24,11 +25,6 @@ pub const RATE_LIMIT_VAR: &str = "AWS_DYNAMO_DB_SESSION_GC_RATE_LIMIT";
 /// Time kept back from the invocation's deadline: the collector stops and saves its progress
 /// this long before Lambda would kill it.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
-
-/// 2000-01-01T00:00:00Z in Unix milliseconds: no real deadline is earlier.
-const YEAR_2000_MS: u64 = 946_684_800_000;
-/// The longest a Lambda invocation may run.
-const LAMBDA_MAX_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 /// Largest page accepted: DynamoDB returns at most 1 MB per page anyway.
 const MAX_PAGE_SIZE: u32 = 10_000;
@@ -111,6 +107,12 @@ impl Handler {
     /// Runs the collector until the pass is complete or the invocation's deadline (less the
     /// margin) nears, and returns what it did.
     ///
+    /// The deadline comes from the context through [`Deadline::from_lambda_millis`], the rule
+    /// every function of this workspace uses: Unix milliseconds on Lambda, a time budget from
+    /// a local emulator (`cargo lambda watch`). A context without a deadline gets Lambda's
+    /// longest timeout, so a run never goes on unbounded: the checkpoint carries the rest of
+    /// the pass over to the next run.
+    ///
     /// # Errors
     ///
     /// A [`Diagnostic`] carrying the whole error chain when DynamoDB fails for good; the
@@ -122,8 +124,8 @@ impl Handler {
             detail_type = %event.detail_type,
             "collecting session garbage"
         );
-        let deadline = deadline_of(&context, self.deadline_margin);
-        let budget = deadline.saturating_duration_since(Instant::now());
+        let deadline = work_deadline(context.deadline, self.deadline_margin);
+        let budget = deadline.remaining();
         if budget.is_zero() {
             tracing::warn!(
                 margin = ?self.deadline_margin,
@@ -133,7 +135,7 @@ impl Handler {
         }
         tracing::debug!(?budget, "time budget of this invocation");
         self.collector
-            .collect(deadline)
+            .collect(deadline.instant())
             .await
             .map_err(|e| Diagnostic {
                 error_type: "SessionGarbageCollectionFailed".into(),
@@ -142,27 +144,18 @@ impl Handler {
     }
 }
 
-/// The invocation's deadline (Unix milliseconds in the context) as an `Instant`, less `margin`.
-///
-/// Some local emulators send a time budget instead of a Unix time (`cargo lambda watch`
-/// sends `600000`); a value that cannot be a Unix time of this century is read as such a
-/// budget, capped at Lambda's 15-minute maximum.
-fn deadline_of(context: &Context, margin: Duration) -> Instant {
-    let remaining = if context.deadline < YEAR_2000_MS {
+/// When the collector must stop: the invocation's deadline (read by the shared rule) less
+/// `margin`, or Lambda's longest timeout less `margin` when the context has none.
+fn work_deadline(deadline_ms: u64, margin: Duration) -> Deadline {
+    let deadline = Deadline::from_lambda_millis(deadline_ms).unwrap_or_else(|| {
         tracing::warn!(
-            deadline_ms = context.deadline,
-            "the invocation's deadline is not a Unix time (a local emulator?); reading it as \
-             a time budget"
+            limit = ?LAMBDA_MAX_TIMEOUT,
+            "the invocation's context has no deadline; bounding this run by Lambda's longest \
+             timeout"
         );
-        Duration::from_millis(context.deadline).min(LAMBDA_MAX_TIMEOUT)
-    } else {
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-            .unwrap_or(0);
-        Duration::from_millis(context.deadline.saturating_sub(now_ms))
-    };
-    Instant::now() + remaining.saturating_sub(margin)
+        Deadline::after(LAMBDA_MAX_TIMEOUT)
+    });
+    deadline.less(margin)
 }
 
 /// An error and its sources, `: `-separated, for the Lambda error response.
@@ -283,35 +276,40 @@ mod tests {
         );
     }
 
+    fn now_ms() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    }
+
     #[test]
     fn the_deadline_keeps_the_margin() {
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64;
-        let mut context = Context::default();
-        context.deadline = now_ms + 60_000;
-        let before = Instant::now();
-        let deadline = deadline_of(&context, Duration::from_secs(5));
-        let budget = deadline.duration_since(before);
+        let budget = work_deadline(now_ms() + 60_000, Duration::from_secs(5)).remaining();
         // The context has millisecond resolution.
         assert!(budget <= Duration::from_millis(55_001), "{budget:?}");
         assert!(budget > Duration::from_secs(50), "{budget:?}");
-
-        context.deadline = now_ms - 1_000;
-        assert!(deadline_of(&context, Duration::from_secs(5)) <= Instant::now());
+        assert!(work_deadline(now_ms() - 1_000, Duration::from_secs(5)).has_passed());
     }
 
     #[test]
     fn an_emulators_budget_is_read_as_one() {
-        let mut context = Context::default();
-        context.deadline = 600_000;
-        let before = Instant::now();
-        let budget = deadline_of(&context, Duration::from_secs(2)).duration_since(before);
-        assert!(budget <= Duration::from_secs(599), "{budget:?}");
+        let budget = work_deadline(600_000, Duration::from_secs(2)).remaining();
+        assert!(budget <= Duration::from_secs(598), "{budget:?}");
         assert!(budget > Duration::from_secs(590), "{budget:?}");
-        context.deadline = 0;
-        assert!(deadline_of(&context, Duration::from_secs(2)) <= Instant::now());
+    }
+
+    #[test]
+    fn no_deadline_is_lambdas_longest_timeout() {
+        let budget = work_deadline(0, Duration::from_secs(2)).remaining();
+        assert!(
+            budget <= LAMBDA_MAX_TIMEOUT - Duration::from_secs(2),
+            "{budget:?}"
+        );
+        assert!(
+            budget > LAMBDA_MAX_TIMEOUT - Duration::from_secs(10),
+            "{budget:?}"
+        );
     }
 
     #[test]

@@ -6,17 +6,16 @@
 //! resource that never answers hangs for an hour.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_lambda_events::event::cloudformation::CloudFormationCustomResourceRequest;
 use aws_sdk_dynamodb::Client;
-use dynamodb_session_store::SessionTable;
+use dynamodb_session_store::{Creation, Deadline, Deletion, SessionTable};
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
-use tokio::time::Instant;
 use tracing::Instrument as _;
 
-use crate::properties::{is_valid_table_name, table_from_properties, table_key_of};
+use crate::properties::{Properties, is_valid_table_name, parse_properties, table_key_of};
 use crate::response::{Delivery, Echo, Outcome, deliver, describe, response_body};
 
 /// The request type this function handles.
@@ -26,6 +25,14 @@ pub type Request = CloudFormationCustomResourceRequest;
 /// the Delete that CloudFormation sends while rolling back the failed Create deletes nothing:
 /// the name may belong to a table this resource never owned.
 pub const CREATE_FAILED_PREFIX: &str = "create-failed:";
+
+/// Tag on every table this resource creates: the stack's id (its ARN). Together with
+/// [`LOGICAL_ID_TAG`] it tells the resource's own tables from adopted and foreign ones, and
+/// the template's IAM policy lets the function delete only tables carrying its stack's id.
+pub const STACK_ID_TAG: &str = "dynamodb-session-store:stack-id";
+
+/// Tag on every table this resource creates: the resource's logical id in the template.
+pub const LOGICAL_ID_TAG: &str = "dynamodb-session-store:logical-id";
 
 /// How the handler spends its time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,8 +92,17 @@ impl Handler {
 
     /// Does what `event` asks and PUTs the answer to its `ResponseURL`.
     ///
-    /// Idempotent, so Lambda's and CloudFormation's retries are harmless: creating an
-    /// existing table or deleting a missing one succeeds.
+    /// The time left comes from the context's deadline through
+    /// [`Deadline::from_lambda_millis`], the rule every function of this workspace uses: Unix
+    /// milliseconds on Lambda, a time budget from a local emulator, or no deadline at all
+    /// (then the table work is not time-bounded).
+    ///
+    /// Tables it creates are tagged with the stack's id ([`STACK_ID_TAG`]) and the
+    /// resource's logical id ([`LOGICAL_ID_TAG`]); only such tables are ever deleted. An
+    /// existing table without these tags fails the Create unless the property
+    /// `AdoptExisting` is `true`. Idempotent, so Lambda's and CloudFormation's retries are
+    /// harmless: a repeated Create finds its own tagged table, a repeated Delete a missing
+    /// one.
     ///
     /// # Errors
     ///
@@ -104,7 +120,13 @@ impl Handler {
             request_id = %common.echo.request_id,
         );
         async move {
-            let deadline = deadline_instant(context.deadline);
+            let deadline = Deadline::from_lambda_millis(context.deadline);
+            match deadline {
+                Some(deadline) => tracing::debug!(remaining = ?deadline.remaining(), "time left"),
+                None => tracing::info!(
+                    "the invocation's context has no deadline; the table work is not time-bounded"
+                ),
+            }
             let mut outcome = self.outcome(request, &common, deadline).await;
             if outcome.is_failed() {
                 tracing::error!(reason = %outcome.reason, "answering FAILED");
@@ -138,12 +160,9 @@ impl Handler {
         &self,
         request: Request,
         common: &Common,
-        deadline: Option<Instant>,
+        deadline: Option<Deadline>,
     ) -> Outcome {
-        let budget = deadline.map(|d| {
-            d.saturating_duration_since(Instant::now())
-                .saturating_sub(self.options.deadline_margin)
-        });
+        let budget = deadline.map(|d| d.less(self.options.deadline_margin).remaining());
         if budget.is_some_and(|b| b.is_zero()) {
             return Outcome::failed(
                 &common.failure_id,
@@ -155,8 +174,10 @@ impl Handler {
             );
         }
         let dynamodb = self.dynamodb.clone();
-        let mut work =
-            tokio::spawn(async move { perform(&dynamodb, request).await }.in_current_span());
+        let owner = common.echo.clone();
+        let mut work = tokio::spawn(
+            async move { perform(&dynamodb, &owner, request).await }.in_current_span(),
+        );
         let joined = match budget {
             Some(budget) => match tokio::time::timeout(budget, &mut work).await {
                 Ok(joined) => joined,
@@ -167,7 +188,7 @@ impl Handler {
                         format!(
                             "the table operation did not finish within {}s, {}s before the \
                              function's timeout; retrying the stack operation resumes it \
-                             (creating an existing table or deleting a missing one succeeds)",
+                             (a Create finds the table it tagged, a Delete a missing table)",
                             budget.as_secs(),
                             self.options.deadline_margin.as_secs(),
                         ),
@@ -199,13 +220,16 @@ impl Handler {
 }
 
 /// A reqwest client for answering CloudFormation: rustls, HTTP/1, bounded connect and
-/// request times (each attempt is further bounded by [`Delivery::attempt_timeout`]).
+/// request times (each attempt is further bounded by [`Delivery::attempt_timeout`]), and no
+/// redirects followed: the answer goes to the pre-signed URL CloudFormation gave and nowhere
+/// else, so a redirect is a failed delivery.
 ///
 /// # Errors
 ///
 /// When the TLS backend cannot be initialised (no usable root certificates).
 pub fn http_client() -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(3))
         .timeout(Duration::from_secs(10))
         .build()
@@ -263,66 +287,151 @@ impl Common {
     }
 }
 
-/// The invocation's deadline (milliseconds since the epoch; 0 when unknown) as an instant.
-fn deadline_instant(deadline_ms: u64) -> Option<Instant> {
-    if deadline_ms == 0 {
-        return None;
-    }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let left = Duration::from_millis(deadline_ms).saturating_sub(now);
-    Some(Instant::now() + left)
-}
-
-async fn perform(dynamodb: &Client, request: Request) -> Outcome {
+async fn perform(dynamodb: &Client, owner: &Echo, request: Request) -> Outcome {
     match request {
-        Request::Create(r) => create(dynamodb, &r.request_id, &r.resource_properties).await,
+        Request::Create(r) => create(dynamodb, owner, &r.request_id, &r.resource_properties).await,
         Request::Update(r) => {
             update(
                 dynamodb,
+                owner,
                 &r.physical_resource_id,
                 &r.resource_properties,
                 &r.old_resource_properties,
             )
             .await
         }
-        Request::Delete(r) => delete(dynamodb, &r.physical_resource_id).await,
+        Request::Delete(r) => delete(dynamodb, owner, &r.physical_resource_id).await,
         _ => unreachable!("Common::of refused other request types"),
     }
 }
 
-async fn create(dynamodb: &Client, request_id: &str, properties: &Value) -> Outcome {
+/// `table` with the tags that mark it as this resource's: the stack's and the resource's
+/// ids, both echoed by every request, so every attempt of every request computes the same.
+fn owned_by(table: SessionTable, owner: &Echo) -> SessionTable {
+    table
+        .tag(STACK_ID_TAG, &owner.stack_id)
+        .tag(LOGICAL_ID_TAG, &owner.logical_resource_id)
+}
+
+/// How the resource came to manage a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claim {
+    /// It created the table now.
+    Created,
+    /// The table carries its tags: an earlier attempt of this request, or an earlier
+    /// request of this resource, created it.
+    Own,
+    /// Someone else's table, taken over because the resource says `AdoptExisting: true`.
+    Adopted,
+}
+
+impl Claim {
+    fn state(self) -> &'static str {
+        match self {
+            Claim::Created => "was created by this resource and is active",
+            Claim::Own => "(created earlier by this resource) is active",
+            Claim::Adopted => {
+                "was adopted (AdoptExisting) and is active; this resource will never delete it"
+            }
+        }
+    }
+}
+
+/// Makes sure `table` exists and may be managed by this resource: creates it (tagged) when
+/// missing; an existing table must carry this resource's tags, or be adopted explicitly.
+/// A refusal changes nothing and says why (without the table's name, which the caller
+/// puts first).
+async fn claim(dynamodb: &Client, table: &SessionTable, adopt: bool) -> Result<Claim, String> {
+    let existing = match table.inspect(dynamodb).await.map_err(|e| describe(&e))? {
+        Some(existing) => existing,
+        None => match table
+            .create_if_missing(dynamodb)
+            .await
+            .map_err(|e| describe(&e))?
+        {
+            Creation::Created => return Ok(Claim::Created),
+            // Made by someone else between the two calls: judged like any existing table.
+            Creation::AlreadyExists => table
+                .inspect(dynamodb)
+                .await
+                .map_err(|e| describe(&e))?
+                .ok_or("it appeared and vanished again while being created; retry")?,
+        },
+    };
+    if existing.deleting {
+        return Err("a table of that name is being deleted; retry once it is gone".into());
+    }
+    if table.owns(&existing) {
+        return Ok(Claim::Own);
+    }
+    if adopt {
+        tracing::warn!(table = %table.name, arn = %existing.arn, "adopting an existing table (AdoptExisting)");
+        return Ok(Claim::Adopted);
+    }
+    Err(format!(
+        "a table of that name already exists and this resource did not create it (it lacks \
+         the tags {STACK_ID_TAG} and {LOGICAL_ID_TAG} of this stack and resource); nothing was \
+         changed. To manage it anyway, set the property AdoptExisting to true (an adopted \
+         table is never deleted by this resource), or choose another TableName"
+    ))
+}
+
+/// Claims `table`, waits until it is active and turns TTL on.
+async fn claim_and_prepare(
+    dynamodb: &Client,
+    table: &SessionTable,
+    adopt: bool,
+) -> Result<(Claim, String), String> {
+    let claim = claim(dynamodb, table, adopt).await?;
+    let arn = table.prepare(dynamodb).await.map_err(|e| describe(&e))?;
+    Ok((claim, arn))
+}
+
+async fn create(dynamodb: &Client, owner: &Echo, request_id: &str, properties: &Value) -> Outcome {
     let failure_id = format!("{CREATE_FAILED_PREFIX}{request_id}");
-    let table = match table_from_properties(properties) {
-        Ok(table) => table,
+    let Properties {
+        table,
+        adopt_existing,
+    } = match parse_properties(properties) {
+        Ok(properties) => properties,
         Err(invalid) => return Outcome::failed(failure_id, invalid.to_string()),
     };
-    match table.create(dynamodb).await {
-        Ok(arn) => success(&table, &arn, "is active"),
-        Err(e) => Outcome::failed(
+    let table = owned_by(table, owner);
+    match claim_and_prepare(dynamodb, &table, adopt_existing).await {
+        Ok((claim, arn)) => success(&table, &arn, claim.state()),
+        Err(reason) => Outcome::failed(
             failure_id,
-            format!("could not create table {}: {}", table.name, describe(&e)),
+            format!("could not create table {}: {reason}", table.name),
         ),
     }
 }
 
-async fn update(dynamodb: &Client, current: &str, properties: &Value, old: &Value) -> Outcome {
-    let table = match table_from_properties(properties) {
-        Ok(table) => table,
+async fn update(
+    dynamodb: &Client,
+    owner: &Echo,
+    current: &str,
+    properties: &Value,
+    old: &Value,
+) -> Outcome {
+    let Properties {
+        table,
+        adopt_existing,
+    } = match parse_properties(properties) {
+        Ok(properties) => properties,
         Err(invalid) => return Outcome::failed(current, invalid.to_string()),
     };
+    let table = owned_by(table, owner);
     if table.name != current {
-        // A new table; answering with its name makes CloudFormation send a Delete for the
-        // old one (which the template's UpdateReplacePolicy may retain).
-        return match table.create(dynamodb).await {
-            Ok(arn) => success(&table, &arn, "replaces the previous table"),
-            Err(e) => Outcome::failed(
+        // A new table, under the same rules as a Create; answering with its name makes
+        // CloudFormation send a Delete for the old one, which deletes it only if this
+        // resource created it (and the template's UpdateReplacePolicy may retain it anyway).
+        return match claim_and_prepare(dynamodb, &table, adopt_existing).await {
+            Ok((claim, arn)) => success(&table, &arn, claim.state()),
+            Err(reason) => Outcome::failed(
                 current,
                 format!(
-                    "could not create replacement table {}: {}",
-                    table.name,
-                    describe(&e)
+                    "could not create replacement table {}: {reason}",
+                    table.name
                 ),
             ),
         };
@@ -340,6 +449,7 @@ async fn update(dynamodb: &Client, current: &str, properties: &Value, old: &Valu
              give the table a new TableName to get a table with the new key"
         );
     }
+    // Same name: the resource already manages this table (it created or adopted it).
     match table.update(dynamodb).await {
         Ok(arn) => success(&table, &arn, "is up to date"),
         Err(e) => Outcome::failed(
@@ -349,17 +459,32 @@ async fn update(dynamodb: &Client, current: &str, properties: &Value, old: &Valu
     }
 }
 
-async fn delete(dynamodb: &Client, current: &str) -> Outcome {
+async fn delete(dynamodb: &Client, owner: &Echo, current: &str) -> Outcome {
+    let done = |reason: String| Outcome::success(current, reason, HashMap::new());
     if !is_valid_table_name(current) {
         // The placeholder of a failed Create (or anything else that cannot be a table).
-        return Outcome::success(
-            current,
-            format!("{current} is not a table name; nothing to delete"),
-            HashMap::new(),
-        );
+        return done(format!("{current} is not a table name; nothing to delete"));
     }
-    match SessionTable::new(current).delete(dynamodb).await {
-        Ok(()) => Outcome::success(current, format!("table {current} is gone"), HashMap::new()),
+    let table = owned_by(SessionTable::new(current), owner);
+    match table.delete_if_owned(dynamodb).await {
+        Ok(Deletion::Deleted) => done(format!(
+            "table {current}, created by this resource, is deleted"
+        )),
+        Ok(Deletion::Missing) => done(format!("table {current} does not exist; nothing to delete")),
+        Ok(Deletion::AlreadyDeleting) => done(format!(
+            "table {current} is already being deleted; nothing more to do"
+        )),
+        Ok(Deletion::NotOwned(existing)) => {
+            tracing::warn!(
+                table = %current,
+                arn = %existing.arn,
+                "not deleting the table: this resource did not create it (adopted or foreign)"
+            );
+            done(format!(
+                "table {current} was NOT deleted: this resource did not create it (it was \
+                 adopted, or belongs to someone else), so it is left in place"
+            ))
+        }
         Err(e) => Outcome::failed(
             current,
             format!("could not delete table {current}: {}", describe(&e)),
@@ -384,17 +509,6 @@ fn success(table: &SessionTable, arn: &str, state: &str) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_unknown_deadline_sets_no_limit() {
-        assert_eq!(deadline_instant(0), None);
-    }
-
-    #[test]
-    fn a_past_deadline_is_now() {
-        let deadline = deadline_instant(1).unwrap();
-        assert!(deadline <= Instant::now());
-    }
 
     #[test]
     fn the_create_failure_placeholder_is_never_a_table_name() {

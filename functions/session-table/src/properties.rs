@@ -1,4 +1,5 @@
-//! The custom resource's `ResourceProperties`, checked and turned into a [`SessionTable`].
+//! The custom resource's `ResourceProperties`, checked and turned into a [`SessionTable`] and
+//! the adoption flag.
 //!
 //! CloudFormation passes every scalar property as a string (`ReadCapacity: 10` arrives as
 //! `"10"`), so numbers are accepted both as JSON numbers and as strings.
@@ -10,13 +11,14 @@ use serde_json::{Map, Value};
 const SERVICE_PROPERTIES: [&str; 2] = ["ServiceToken", "ServiceTimeout"];
 
 /// The properties this resource understands.
-const TABLE_PROPERTIES: [&str; 6] = [
+const TABLE_PROPERTIES: [&str; 7] = [
     "TableName",
     "TableKey",
     "BillingMode",
     "ReadCapacity",
     "WriteCapacity",
     "TimeToLiveAttribute",
+    "AdoptExisting",
 ];
 
 /// Key attribute when `TableKey` is not given (the library's default).
@@ -39,6 +41,59 @@ impl InvalidProperty {
             reason: reason.into(),
         }
     }
+}
+
+/// What a request's `ResourceProperties` ask for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Properties {
+    /// The table (`TableName`, `TableKey`, `BillingMode`, capacities, TTL attribute).
+    pub table: SessionTable,
+    /// `AdoptExisting`: whether a table of that name that this resource did not create may
+    /// be taken over (TTL turned on, billing updated). Such a table is never deleted by the
+    /// resource. Default `false`: an existing table fails the Create.
+    pub adopt_existing: bool,
+}
+
+/// Checks `properties` (a request's `ResourceProperties`): the table as
+/// [`table_from_properties`] reads it, and `AdoptExisting` (`true` or `false`, as a string or
+/// a JSON boolean; empty or absent means `false`).
+///
+/// # Examples
+///
+/// ```
+/// use serde_json::json;
+///
+/// let properties = session_table::parse_properties(&json!({
+///     "TableName": "sessions",
+///     "AdoptExisting": "true",
+/// }))
+/// .unwrap();
+/// assert!(properties.adopt_existing);
+/// assert_eq!(properties.table.name, "sessions");
+/// ```
+///
+/// # Errors
+///
+/// [`InvalidProperty`] naming the first property that cannot be used.
+pub fn parse_properties(properties: &Value) -> Result<Properties, InvalidProperty> {
+    let table = table_from_properties(properties)?;
+    let adopt_existing = match properties.get("AdoptExisting") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(adopt)) => *adopt,
+        Some(Value::String(s)) if s.trim().is_empty() => false,
+        Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("true") => true,
+        Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("false") => false,
+        Some(other) => {
+            return Err(InvalidProperty::new(
+                "AdoptExisting",
+                format!("{other} is neither true nor false"),
+            ));
+        }
+    };
+    Ok(Properties {
+        table,
+        adopt_existing,
+    })
 }
 
 /// Checks `properties` (a request's `ResourceProperties`) and returns the table they describe.
@@ -287,6 +342,29 @@ mod tests {
 
         let not_an_object = refused(json!("sessions"));
         assert_eq!(not_an_object.property, "ResourceProperties");
+    }
+
+    #[test]
+    fn adopt_existing_is_false_unless_set_to_true() {
+        let adopt = |value: Value| {
+            parse_properties(&json!({"TableName": "sessions", "AdoptExisting": value}))
+                .map(|p| p.adopt_existing)
+        };
+        assert!(
+            !parse_properties(&json!({"TableName": "sessions"}))
+                .unwrap()
+                .adopt_existing
+        );
+        for yes in [json!(true), json!("true"), json!(" TRUE ")] {
+            assert_eq!(adopt(yes.clone()), Ok(true), "{yes}");
+        }
+        for no in [json!(false), json!("false"), json!(""), Value::Null] {
+            assert_eq!(adopt(no.clone()), Ok(false), "{no}");
+        }
+        for bad in [json!("yes"), json!(1), json!(["true"])] {
+            let err = adopt(bad.clone()).unwrap_err();
+            assert_eq!(err.property, "AdoptExisting", "{bad}");
+        }
     }
 
     #[test]

@@ -1,14 +1,16 @@
 //! The answer to CloudFormation: a JSON document PUT to the request's pre-signed `ResponseURL`.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_lambda_events::event::cloudformation::{
     CloudFormationCustomResourceResponse, CloudFormationCustomResourceResponseStatus,
 };
+use backon::{ExponentialBuilder, Retryable as _};
+use dynamodb_session_store::Deadline;
 use reqwest::StatusCode;
 use reqwest::header::CONTENT_TYPE;
-use tokio::time::Instant;
 
 /// CloudFormation refuses responses over 4096 bytes; a long error chain must not be the
 /// reason the stack never hears back. The other fields are bounded well below the rest.
@@ -87,9 +89,10 @@ pub fn response_body(echo: &Echo, outcome: &Outcome) -> CloudFormationCustomReso
 /// How hard to try delivering the response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
-    /// Attempts in all, the first included.
+    /// Attempts in all, the first included (at least one is always made).
     pub attempts: u32,
-    /// Wait before the second attempt; it doubles for each further one.
+    /// Wait before the second attempt; it doubles for each further one, plus up to as much
+    /// again of random jitter.
     pub first_retry_delay: Duration,
     /// Longest wait for one attempt.
     pub attempt_timeout: Duration,
@@ -115,65 +118,100 @@ pub struct DeliveryFailed {
     pub last: String,
 }
 
-/// PUTs `body` to the pre-signed `url`, retrying network failures, throttling and server
-/// errors, and giving up when the next attempt could not finish before `deadline`.
+/// One failed attempt: whether another could help, and what went wrong.
+#[derive(Debug)]
+struct AttemptFailed {
+    retryable: bool,
+    failure: String,
+}
+
+/// PUTs `body` to the pre-signed `url`, retrying network failures, throttling (429) and
+/// server errors (5xx) with exponential backoff and jitter (`backon`), never sleeping past
+/// `deadline` and bounding each attempt by the time left. Other answers, redirects included,
+/// are final: a 4xx will not get better, and the answer belongs at the URL it was given.
 ///
 /// The Content-Type header is sent empty: the URL is signed without one, and S3 refuses
 /// a request whose signed headers differ.
 ///
 /// # Errors
 ///
-/// [`DeliveryFailed`] when every attempt failed, or a client error (4xx: an expired or
-/// malformed URL) made retrying pointless.
+/// [`DeliveryFailed`] when every attempt failed, or a final answer (4xx: an expired or
+/// malformed URL; 3xx) made retrying pointless.
 pub async fn deliver(
     http: &reqwest::Client,
     url: &str,
     body: &CloudFormationCustomResourceResponse,
     delivery: &Delivery,
-    deadline: Option<Instant>,
+    deadline: Option<Deadline>,
 ) -> Result<(), DeliveryFailed> {
     let body = serde_json::to_vec(body).expect("the response document always serializes");
-    let mut delay = delivery.first_retry_delay;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
+    let attempts = Cell::new(0u32);
+    let attempt = || {
+        attempts.set(attempts.get() + 1);
+        let attempt = attempts.get();
         let timeout = match deadline {
-            Some(deadline) => delivery
-                .attempt_timeout
-                .min(deadline.saturating_duration_since(Instant::now())),
+            Some(deadline) => delivery.attempt_timeout.min(deadline.remaining()),
             None => delivery.attempt_timeout,
         };
-        let sent = http
+        let request = http
             .put(url)
             .header(CONTENT_TYPE, "")
             .body(body.clone())
-            .timeout(timeout)
-            .send()
-            .await;
-        let (retryable, failure) = match sent {
-            Ok(answer) if answer.status().is_success() => {
-                tracing::info!(attempt, "response delivered to CloudFormation");
-                return Ok(());
+            .timeout(timeout);
+        async move {
+            match request.send().await {
+                Ok(answer) if answer.status().is_success() => {
+                    tracing::info!(attempt, "response delivered to CloudFormation");
+                    Ok(())
+                }
+                Ok(answer) => {
+                    let status = answer.status();
+                    Err(AttemptFailed {
+                        retryable: status.is_server_error()
+                            || status == StatusCode::TOO_MANY_REQUESTS,
+                        failure: format!("HTTP status {status}"),
+                    })
+                }
+                // The error's text names the URL, whose query is a credential: keep only the kind.
+                Err(e) => Err(AttemptFailed {
+                    retryable: true,
+                    failure: describe(&e.without_url()),
+                }),
             }
-            Ok(answer) => {
-                let status = answer.status();
-                let retryable = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
-                (retryable, format!("HTTP status {status}"))
-            }
-            // The error's text names the URL, whose query is a credential: keep only the kind.
-            Err(e) => (true, describe(&e.without_url())),
-        };
-        tracing::warn!(attempt, retryable, failure, "response not delivered");
-        let out_of_time = deadline.is_some_and(|d| Instant::now() + delay >= d);
-        if !retryable || attempt >= delivery.attempts || out_of_time {
-            return Err(DeliveryFailed {
-                attempts: attempt,
-                last: failure,
-            });
         }
-        tokio::time::sleep(delay).await;
-        delay *= 2;
-    }
+    };
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(delivery.first_retry_delay)
+        .with_factor(2.0)
+        .with_max_times(delivery.attempts.saturating_sub(1) as usize)
+        .with_jitter();
+    attempt
+        .retry(backoff)
+        .sleep(tokio::time::sleep)
+        .when(|e| e.retryable)
+        // No retry whose wait would end at or past the deadline: Lambda would kill it.
+        .adjust(|_, delay| delay.filter(|delay| deadline.is_none_or(|d| *delay < d.remaining())))
+        .notify(|e, delay| {
+            tracing::warn!(
+                attempt = attempts.get(),
+                failure = %e.failure,
+                ?delay,
+                "response not delivered; retrying"
+            );
+        })
+        .await
+        .map_err(|e| {
+            tracing::warn!(
+                attempt = attempts.get(),
+                retryable = e.retryable,
+                failure = %e.failure,
+                "response not delivered; giving up"
+            );
+            DeliveryFailed {
+                attempts: attempts.get(),
+                last: e.failure,
+            }
+        })
 }
 
 /// An error and its sources on one line.

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod fault_proxy;
+pub mod secrets;
 
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener, TcpStream};

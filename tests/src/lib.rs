@@ -11,6 +11,7 @@ pub mod api;
 pub mod conformance;
 pub mod fault_proxy;
 pub mod omit;
+pub mod secrets;
 
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener, TcpStream};

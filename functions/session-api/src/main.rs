@@ -8,7 +8,9 @@ async fn main() -> Result<(), Error> {
     // (AWS_LAMBDA_LOG_FORMAT, AWS_LAMBDA_LOG_LEVEL or RUST_LOG).
     lambda_http::tracing::init_default_subscriber();
 
-    // Built once per cold start: the DynamoDB client, the keys, the secret.
+    // Built once per cold start: the clients and the signing keys (read again from Secrets
+    // Manager only when a cookie signed by a newer secret arrives). Every request's time
+    // budget comes from its invocation's deadline (see session_api::FUNCTION_TIMEOUT).
     let aws = aws_config::load_from_env().await;
     let layer = session_api::layer_from_env(&aws, std::env::vars().collect()).await?;
     lambda_http::run(session_api::app(layer)).await

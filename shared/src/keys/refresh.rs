@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::config::SecretKey;
+use crate::config::{MIN_SECRET_KEY_LEN, SecretKey};
 use crate::keys::{KeyCell, Keyring};
 
 /// The signing secrets as a [`SecretSource`] returns them.
@@ -63,7 +63,7 @@ pub trait SecretSource: std::fmt::Debug + Send + Sync + 'static {
 pub(crate) struct Refresher {
     source: Box<dyn SecretSource>,
     min_interval: Duration,
-    /// When the last fetch started; the lock makes fetches single-flight.
+    /// When the last fetch ended; the lock makes fetches single-flight.
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
     failures: AtomicU64,
 }
@@ -78,8 +78,10 @@ impl Refresher {
         }
     }
 
-    /// Fetches the secrets into `cell` unless a fetch started less than the interval ago.
-    /// Returns whether the keys may have changed since the caller last looked.
+    /// Fetches the secrets into `cell` unless a fetch ended less than the interval ago.
+    /// Returns whether the keys may have changed since the caller last looked. A fetch
+    /// dropped half-way (its request ran out of time) does not count: the next one may try
+    /// at once.
     pub(crate) async fn refresh(&self, cell: &KeyCell, seen: &std::sync::Arc<Keyring>) -> bool {
         let mut last = self.last_fetch.lock().await;
         // Another request refreshed while this one waited for the lock.
@@ -89,24 +91,34 @@ impl Refresher {
         if last.is_some_and(|at| at.elapsed() < self.min_interval) {
             return false;
         }
+        let fetched = self.source.fetch().await;
         *last = Some(Instant::now());
-        match self.source.fetch().await {
-            Ok(secrets) => {
-                let keyring =
-                    Keyring::new(std::iter::once(&secrets.current).chain(&secrets.others));
-                cell.replace(keyring);
-                tracing::info!(
-                    verifying_secrets = 1 + secrets.others.len(),
-                    "signing secrets refreshed"
-                );
-                true
-            }
-            Err(error) => {
-                let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
-                tracing::error!(%error, failures, "could not refresh the signing secrets; keeping the ones in use");
-                false
-            }
+        let secrets = match fetched {
+            Ok(secrets) => secrets,
+            Err(error) => return self.failed(&error.to_string()),
+        };
+        let all = || std::iter::once(&secrets.current).chain(&secrets.others);
+        if all().any(|secret| secret.expose().len() < MIN_SECRET_KEY_LEN) {
+            return self.failed(&format!(
+                "a fetched secret is shorter than {MIN_SECRET_KEY_LEN} bytes"
+            ));
         }
+        cell.replace(Keyring::new(all()));
+        tracing::info!(
+            verifying_secrets = 1 + secrets.others.len(),
+            "signing secrets refreshed"
+        );
+        true
+    }
+
+    fn failed(&self, error: &str) -> bool {
+        let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::error!(
+            error,
+            failures,
+            "could not refresh the signing secrets; keeping the ones in use"
+        );
+        false
     }
 
     pub(crate) fn failures(&self) -> u64 {

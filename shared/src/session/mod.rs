@@ -156,7 +156,7 @@ impl Session {
         if let Some(id) = &state.cookie_id {
             return id.clone();
         }
-        let store = &self.inner.store;
+        let store = self.inner.work_store();
         let values = &self.inner.cookies;
         let mut id = values.iter().find_map(|v| store.verify_cookie(v));
         if id.is_none() && !values.is_empty() {

@@ -277,14 +277,21 @@ impl SessionStore {
 
     /// As [`verify_cookie`](Self::verify_cookie), but a value that fails verification makes
     /// the store read its secrets again (see [`with_secret_source`](Self::with_secret_source))
-    /// and try once more.
+    /// and try once more — giving up on the read at this handle's deadline.
     pub async fn verify_cookie_refreshing(&self, cookie_value: &str) -> Option<SessionId> {
         let seen = self.inner.keys.current();
         if let Some(id) = seen.verify(cookie_value) {
             return Some(id);
         }
         let refresher = self.inner.refresher.as_ref()?;
-        if refresher.refresh(&self.inner.keys, &seen).await {
+        let refresh = refresher.refresh(&self.inner.keys, &seen);
+        let refreshed = match self.deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline.instant().into(), refresh)
+                .await
+                .unwrap_or(false),
+            None => refresh.await,
+        };
+        if refreshed {
             return self.verify_cookie(cookie_value);
         }
         None

@@ -1,9 +1,14 @@
 //! CPU cost of the session layer per request, without DynamoDB.
 //!
 //! * `codec`: what every request with a cookie pays — parse the Cookie header, verify the
-//!   signed id, decode a 1 KB session, encode it again and build the Set-Cookie value.
+//!   signed id, open a sealed 1 KB session, seal it again and build the Set-Cookie value
+//!   (and the same with sealing off, for comparison).
+//! * `seal/*`, `open/*`: sealing and opening alone, 1 KB and 64 KB.
 //! * `layer/*`: the whole layer around a trivial handler, with the SDK answering from
 //!   memory (aws-smithy-mocks), so the figure includes the SDK's request building.
+//!
+//! Before the timings it prints the stored size of typical JSON sessions of 1, 8 and 64 KB
+//! with and without compression, and the write units each costs.
 //!
 //! Run: `cargo bench -p dynamodb-session-store --bench middleware`
 
@@ -17,8 +22,7 @@ use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use cookie::Cookie;
 use criterion::{Criterion, criterion_group, criterion_main};
 use dynamodb_session_store::{
-    Config, JsonSerializer, RequestSessionExt, SessionData, SessionLayer, SessionSerializer,
-    SessionStore,
+    Config, MemoryStore, RequestSessionExt, SessionData, SessionId, SessionLayer, SessionStore,
 };
 use lambda_http::tower::{Layer, Service, ServiceExt, service_fn};
 use lambda_http::{Body, Request, Response};
@@ -39,6 +43,82 @@ fn one_kilobyte_session() -> SessionData {
     data
 }
 
+/// A typical session of about `bytes` of JSON: a user, some preferences and a cart.
+fn typical_session(bytes: usize) -> SessionData {
+    let mut data = SessionData::new();
+    data.insert("user_id".into(), 123_456.into());
+    data.insert("locale".into(), "en-GB".into());
+    let mut cart = Vec::new();
+    let mut n = 0;
+    while serde_json::to_string(&data).unwrap().len() + 100 < bytes {
+        cart.push(serde_json::json!({
+            "sku": format!("SKU-{:05}", n * 7919 % 100_000),
+            "name": format!("Product {n}"),
+            "quantity": n % 4 + 1,
+            "price_cents": 499 + n * 37 % 5000,
+        }));
+        n += 1;
+        data.insert("cart".into(), serde_json::json!(cart));
+    }
+    data
+}
+
+/// A store in memory with the given options, and a session id of it.
+fn memory_store(
+    configure: impl FnOnce(
+        dynamodb_session_store::ConfigBuilder,
+    ) -> dynamodb_session_store::ConfigBuilder,
+) -> (SessionStore, SessionId) {
+    let store = SessionStore::with_backend(
+        configure(Config::builder().secret_key(SECRET))
+            .build()
+            .unwrap(),
+        MemoryStore::default(),
+    )
+    .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let (id, _) = runtime.block_on(store.create(&SessionData::new())).unwrap();
+    (store, id)
+}
+
+/// Stored bytes and write units of typical sessions, with and without compression.
+fn sizes() {
+    eprintln!("| session JSON | stored, compressed | WCU | stored, uncompressed | WCU |");
+    eprintln!("|---:|---:|---:|---:|---:|");
+    for kb in [1, 8, 64] {
+        let data = typical_session(kb * 1024);
+        let json = serde_json::to_string(&data).unwrap().len();
+        let (compressing, id) = memory_store(|c| c);
+        let (plain, plain_id) = memory_store(|c| c.compress_above(None));
+        let compressed = compressing.seal_data(&id, &data, None).unwrap().len();
+        let uncompressed = plain.seal_data(&plain_id, &data, None).unwrap().len();
+        // The item is the data attribute plus about 200 bytes of key and attributes.
+        let wcu = |bytes: usize| (bytes + 200).div_ceil(1024);
+        eprintln!(
+            "| {json} B | {compressed} B | {} | {uncompressed} B | {} |",
+            wcu(compressed),
+            wcu(uncompressed)
+        );
+    }
+}
+
+fn sealing(c: &mut Criterion) {
+    sizes();
+    for kb in [1, 64] {
+        let data = typical_session(kb * 1024);
+        let (store, id) = memory_store(|c| c);
+        let sealed = store.seal_data(&id, &data, None).unwrap();
+        c.bench_function(&format!("seal/{kb} KB"), |b| {
+            b.iter(|| store.seal_data(&id, black_box(&data), None).unwrap())
+        });
+        c.bench_function(&format!("open/{kb} KB"), |b| {
+            b.iter(|| store.open_data(&id, black_box(&sealed)).unwrap())
+        });
+    }
+}
+
 fn store(client: Client) -> SessionStore {
     SessionStore::new(
         Config::builder()
@@ -53,44 +133,35 @@ fn store(client: Client) -> SessionStore {
 
 fn codec(c: &mut Criterion) {
     let data = one_kilobyte_session();
-    let encoded = JsonSerializer.serialize(&data).unwrap();
-    assert!((900..1200).contains(&encoded.len()), "{}", encoded.len());
-    let rule = mock!(Client::get_item).then_output(|| GetItemOutput::builder().build());
-    let store = store(mock_client!(aws_sdk_dynamodb, [&rule]));
-    // Any id will do: verification cost does not depend on it.
-    let cookie_value = {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let create = mock!(Client::put_item).then_output(|| {
-            aws_sdk_dynamodb::operation::put_item::PutItemOutput::builder().build()
-        });
-        let creator = self::store(mock_client!(aws_sdk_dynamodb, [&create]));
-        let (id, _) = runtime.block_on(creator.create(&data)).unwrap();
-        creator.cookie_value(&id)
-    };
-    let header = format!("theme=dark; _ga=GA1.2.3.4; session={cookie_value}; lang=en");
-
-    c.bench_function(
-        "codec: parse+verify cookie, decode+encode 1 KB, Set-Cookie",
-        |b| {
-            b.iter(|| {
-                let value = Cookie::split_parse(black_box(header.as_str()))
-                    .filter_map(Result::ok)
-                    .find(|c| c.name() == "session")
-                    .unwrap();
-                let id = store.verify_cookie(value.value()).unwrap();
-                let decoded = JsonSerializer.deserialize(black_box(&encoded)).unwrap();
-                let reencoded = JsonSerializer.serialize(&decoded).unwrap();
-                let mut set_cookie = Cookie::new("session", store.cookie_value(&id));
-                set_cookie.set_http_only(true);
-                set_cookie.set_secure(true);
-                set_cookie.set_path("/");
-                black_box((reencoded.len(), set_cookie.to_string()))
-            })
-        },
-    );
+    let json = serde_json::to_string(&data).unwrap();
+    assert!((900..1200).contains(&json.len()), "{}", json.len());
+    for (name, seal) in [("sealed", true), ("plain", false)] {
+        let (store, id) = memory_store(|c| c.seal_data(seal));
+        let stored = store.seal_data(&id, &data, None).unwrap();
+        let header = format!(
+            "theme=dark; _ga=GA1.2.3.4; session={}; lang=en",
+            store.cookie_value(&id)
+        );
+        c.bench_function(
+            &format!("codec ({name}): parse+verify cookie, open+seal 1 KB, Set-Cookie"),
+            |b| {
+                b.iter(|| {
+                    let value = Cookie::split_parse(black_box(header.as_str()))
+                        .filter_map(Result::ok)
+                        .find(|c| c.name() == "session")
+                        .unwrap();
+                    let id = store.verify_cookie(value.value()).unwrap();
+                    let (opened, _) = store.open_data(&id, black_box(&stored)).unwrap();
+                    let resealed = store.seal_data(&id, &opened, None).unwrap();
+                    let mut set_cookie = Cookie::new("session", store.cookie_value(&id));
+                    set_cookie.set_http_only(true);
+                    set_cookie.set_secure(true);
+                    set_cookie.set_path("/");
+                    black_box((resealed.len(), set_cookie.to_string()))
+                })
+            },
+        );
+    }
 }
 
 fn layer(c: &mut Criterion) {
@@ -99,7 +170,9 @@ fn layer(c: &mut Criterion) {
         .build()
         .unwrap();
     let data = one_kilobyte_session();
-    let encoded = JsonSerializer.serialize(&data).unwrap();
+    let (creator_store, id) = memory_store(|c| c.max_stale(std::time::Duration::from_secs(1800)));
+    // The same secret derives the same keys: what this store seals, the layer's store opens.
+    let encoded = creator_store.seal_data(&id, &data, None).unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -115,14 +188,7 @@ fn layer(c: &mut Criterion) {
     let update = mock!(Client::update_item).then_output(|| UpdateItemOutput::builder().build());
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&get, &update]);
     let store = store(client);
-    let cookie = format!("session={}", {
-        let create = mock!(Client::put_item).then_output(|| {
-            aws_sdk_dynamodb::operation::put_item::PutItemOutput::builder().build()
-        });
-        let creator = self::store(mock_client!(aws_sdk_dynamodb, [&create]));
-        let (id, _) = runtime.block_on(creator.create(&data)).unwrap();
-        creator.cookie_value(&id)
-    });
+    let cookie = format!("session={}", creator_store.cookie_value(&id));
     let layer = SessionLayer::new(store);
 
     let untouched = layer.layer(service_fn(|_req: Request| async {
@@ -173,5 +239,5 @@ fn layer(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, codec, layer);
+criterion_group!(benches, codec, sealing, layer);
 criterion_main!(benches);

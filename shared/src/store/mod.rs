@@ -316,6 +316,58 @@ impl SessionStore {
         self.codec().check(data)
     }
 
+    /// The `data` attribute this store writes for `id`'s session: `data` (and the bound
+    /// `user`) serialized, compressed above the threshold, and sealed when sealing is on.
+    /// For tools and benchmarks; requests go through [`save`](Self::save).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SessionTooLarge`], [`Error::Serialization`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dynamodb_session_store::{Config, MemoryStore, SessionData, SessionStore};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), dynamodb_session_store::Error> {
+    /// let config = Config::builder().secret_key("0123456789abcdef0123456789abcdef").build()?;
+    /// let store = SessionStore::with_backend(config, MemoryStore::default())?;
+    /// let (id, _) = store.create(&SessionData::new()).await?;
+    /// let mut data = SessionData::new();
+    /// data.insert("email".into(), "ann@example.com".into());
+    /// let sealed = store.seal_data(&id, &data, Some("ann"))?;
+    /// assert!(!sealed.contains("ann"));
+    /// assert_eq!(store.open_data(&id, &sealed)?, (data, Some("ann".to_owned())));
+    /// # Ok(()) }
+    /// ```
+    pub fn seal_data(
+        &self,
+        id: &SessionId,
+        data: &SessionData,
+        user: Option<&str>,
+    ) -> Result<String> {
+        let codec = self.codec();
+        let framed = codec.frame(data, user)?;
+        Ok(codec.encode(framed, id, &keys::table_key(id)))
+    }
+
+    /// Reads a `data` attribute of `id`'s session (see [`seal_data`](Self::seal_data)): its
+    /// data and bound user. Plain items written before sealing read too.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MalformedItem`] when sealed data does not open for this id (it belongs to
+    /// another session), [`Error::Serialization`].
+    pub fn open_data(
+        &self,
+        id: &SessionId,
+        attribute: &str,
+    ) -> Result<(SessionData, Option<String>)> {
+        let payload = self.codec().decode(attribute, id, &keys::table_key(id))?;
+        Ok((payload.data, payload.user))
+    }
+
     /// A store sharing this one's backend and keys with other lifetime limits (the layer's
     /// overrides of the configuration's).
     pub(crate) fn with_lifetimes(

@@ -11,6 +11,13 @@
 //! | `PATCH /session` | merges a JSON object into the data, 200 with the new data; 400 if not an object; 413 if too large |
 //! | `POST /session/renew` | new id, same data |
 //! | `DELETE /session` | deletes the session and expires the cookie |
+//! | `POST /login` | body `{"user": "<id>"}`: binds the session to the user and renews its id, 200 `{"user": "<id>"}`; 400 without a string `user` |
+//! | `GET /sessions[?cursor=C]` | the current user's live sessions: 200 `{"sessions": [{"handle", "current", "created_at", "updated_at", "expire_at"}], "next": C?}`; 401 without a user |
+//! | `DELETE /sessions` | ends every session of the current user, this one included (cookie expired): 200 `{"revoked": n}`; 401 without a user |
+//! | `DELETE /sessions/others` | ends the user's other sessions, keeps this one: 200 `{"revoked": n}`; 401 without a user |
+//! | `DELETE /sessions/{handle}` | ends one of the user's sessions: 200 `{"revoked": 1}`; 404 when it is not the user's; 401 without a user |
+
+mod devices;
 
 use std::time::Duration;
 
@@ -92,10 +99,19 @@ async fn route(request: Request) -> Result<Response<Body>, Failure> {
             session(&request)?.destroy().await?;
             Ok(ok(json!({ "deleted": true })))
         }
-        ("/health" | "/counter" | "/session" | "/session/renew", _) => Err(Failure::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method not allowed",
-        )),
+        ("/login", Method::POST) => devices::login(&request).await,
+        ("/sessions", Method::GET) => devices::list(&request).await,
+        ("/sessions", Method::DELETE) => devices::revoke_all(&request).await,
+        ("/sessions/others", Method::DELETE) => devices::revoke_others(&request).await,
+        (path, Method::DELETE) if path.starts_with("/sessions/") => {
+            devices::revoke_one(&request, &path["/sessions/".len()..]).await
+        }
+        ("/health" | "/counter" | "/session" | "/session/renew" | "/login" | "/sessions", _) => {
+            Err(Failure::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed",
+            ))
+        }
         _ => Err(Failure::new(StatusCode::NOT_FOUND, "no such route")),
     }
 }
@@ -109,9 +125,10 @@ fn session(request: &Request) -> Result<Session, Failure> {
     })
 }
 
-async fn counter(request: &Request) -> Result<Response<Body>, Failure> {
-    // Lambda events carry parsed parameters; a plain request (tests, emulators) only its URI.
-    let query = match request.query_string_parameters_ref() {
+/// The request's query parameters: Lambda events carry them parsed; a plain request (tests,
+/// emulators) only in its URI.
+fn query(request: &Request) -> lambda_http::aws_lambda_events::query_map::QueryMap {
+    match request.query_string_parameters_ref() {
         Some(query) => query.clone(),
         None => request
             .uri()
@@ -119,7 +136,11 @@ async fn counter(request: &Request) -> Result<Response<Body>, Failure> {
             .unwrap_or_default()
             .parse()
             .unwrap_or_default(),
-    };
+    }
+}
+
+async fn counter(request: &Request) -> Result<Response<Body>, Failure> {
+    let query = query(request);
     let hold_ms = match query.first("hold_ms") {
         None => 0,
         Some(text) => text

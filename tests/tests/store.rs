@@ -154,16 +154,10 @@ async fn save_after_delete_fails_and_does_not_resurrect() {
     let (id, record) = store.create(&data(json!({"n": 1}))).await.unwrap();
     store.delete(&id).await.unwrap();
     let err = store.save(&id, &record).await.unwrap_err();
-    assert!(
-        matches!(err, Error::ConditionalCheckFailed),
-        "{err:?}"
-    );
+    assert!(matches!(err, Error::ConditionalCheckFailed), "{err:?}");
     assert!(err.is_hard());
     let err = store.touch(&id, &record).await.unwrap_err();
-    assert!(
-        matches!(err, Error::ConditionalCheckFailed),
-        "{err:?}"
-    );
+    assert!(matches!(err, Error::ConditionalCheckFailed), "{err:?}");
     assert!(table.items().await.is_empty());
 }
 

@@ -12,9 +12,10 @@ baseline commit).
 CPU time of a process: the sum over its threads of the first field of
 /proc/<pid>/task/<tid>/schedstat (nanoseconds on a CPU; precise), cross-checked with
 utime + stime from /proc/<pid>/stat (clock ticks, which also count threads that ended).
-Each batch starts and ends with the function idle (blocked on the runtime API's next
-event), so a batch of N requests holds exactly N whole invocations. Rounds rotate the
-order of the request kinds, so no kind always runs first.
+Each batch starts and ends with the functions idle (blocked on the runtime API's next
+event), so a batch of N requests holds exactly N whole invocations of each. Within a batch
+the functions take turns, one request each, so all of them run under the same conditions
+of a shared machine, and differences are taken batch by batch.
 """
 import http.client
 import json
@@ -86,20 +87,26 @@ def new_session(client, fn):
     return set_cookie.split(";", 1)[0]
 
 
-def batch(client, fn, pid, route, cookie, count):
-    """CPU seconds (schedstat, stat) and wall seconds of `count` requests."""
-    time.sleep(0.05)  # the function finishes its previous invocation and waits for the next
-    before = cpu(pid)
+def batch(client, participants, count):
+    """Sends `count` requests to each participant (fn, pid, route, cookie), round-robin, so
+    every function runs under the same conditions on a shared machine; returns per
+    participant the CPU seconds (schedstat, stat) and the wall seconds of the whole batch."""
+    time.sleep(0.05)  # the functions finish their previous invocation and wait for the next
+    before = [cpu(pid) for _, pid, _, _ in participants]
     started = time.perf_counter()
     for _ in range(count):
-        client.get(f"/{fn}/{route}", cookie)
+        for fn, _, route, cookie in participants:
+            client.get(f"/{fn}/{route}", cookie)
     wall = time.perf_counter() - started
     time.sleep(0.05)
-    after = cpu(pid)
-    if before[2] - after[2]:
-        print(f"  note: threads {sorted(before[2] - after[2])} of {fn} ended during the "
-              "batch; the schedstat figure misses their time", file=sys.stderr)
-    return after[0] - before[0], after[1] - before[1], wall
+    after = [cpu(pid) for _, pid, _, _ in participants]
+    results = []
+    for (fn, *_), b, a in zip(participants, before, after):
+        if b[2] - a[2]:
+            print(f"  note: threads {sorted(b[2] - a[2])} of {fn} ended during the batch; "
+                  "the schedstat figure misses their time", file=sys.stderr)
+        results.append((a[0] - b[0], a[1] - b[1], wall))
+    return results
 
 
 def main():
@@ -108,72 +115,79 @@ def main():
     functions = {"bare": ("cpu-bare", pids[0]), "layer": ("cpu-layer", pids[1])}
     if len(pids) > 2:
         functions["baseline"] = ("cpu-baseline-layer", pids[2])
-    # (variant, row, route, whether the request carries a session cookie)
-    batches = []
-    for row, bare_route, layer_route in REQUEST_KINDS:
-        with_cookie = bare_route != "untouched"
-        batches.append(("bare", row, bare_route, False))
-        for variant in ("layer", "baseline"):
-            if variant in functions:
-                batches.append((variant, row, layer_route, with_cookie))
+    variants = [v for v in ("bare", "layer", "baseline") if v in functions]
 
     client = Client(base)
     for fn, _ in functions.values():
         wait_until_polling(client, fn)
-    samples = {(variant, row): [] for variant, row, *_ in batches}
+    samples = {(variant, row): [] for variant in variants for row, *_ in REQUEST_KINDS}
     for round_ in range(ROUNDS):
-        shift = round_ % len(batches)
-        for variant, row, route, with_cookie in batches[shift:] + batches[:shift]:
-            fn, pid = functions[variant]
-            # A fresh session for each batch, so no read-only request is due a touch
-            # (touch_after) during the batch.
-            cookie = new_session(client, fn) if with_cookie else None
-            batch(client, fn, pid, route, cookie, WARMUP)
-            sched, ticks, wall = batch(client, fn, pid, route, cookie, REQUESTS)
-            sample = {
-                "cpu_us": sched / REQUESTS * 1e6,
-                "cpu_us_stat": ticks / REQUESTS * 1e6,
-                "wall_ms": wall / REQUESTS * 1e3,
-            }
-            samples[(variant, row)].append(sample)
-            print(f"round {round_ + 1}: {fn:18} {route:10} {sample['cpu_us']:8.1f} µs CPU/request "
-                  f"(stat {sample['cpu_us_stat']:.0f}), {sample['wall_ms']:.2f} ms wall",
-                  file=sys.stderr)
+        for row, bare_route, layer_route in REQUEST_KINDS:
+            participants = []
+            for variant in variants:
+                fn, pid = functions[variant]
+                route = bare_route if variant == "bare" else layer_route
+                # A fresh session for each batch, so no read-only request is due a touch
+                # (touch_after) during the batch.
+                with_cookie = variant != "bare" and route != "untouched"
+                cookie = new_session(client, fn) if with_cookie else None
+                participants.append((fn, pid, route, cookie))
+            batch(client, participants, WARMUP)
+            measured = batch(client, participants, REQUESTS)
+            for variant, (fn, _, route, _), (sched, ticks, wall) in zip(
+                    variants, participants, measured):
+                sample = {
+                    "cpu_us": sched / REQUESTS * 1e6,
+                    "cpu_us_stat": ticks / REQUESTS * 1e6,
+                }
+                samples[(variant, row)].append(sample)
+                print(f"round {round_ + 1}: {fn:18} {route:10} {sample['cpu_us']:8.1f} µs CPU"
+                      f"/request (stat {sample['cpu_us_stat']:.0f})", file=sys.stderr)
+            print(f"round {round_ + 1}: {row}: {wall / REQUESTS * 1e3:.2f} ms wall per "
+                  f"{len(participants)} requests", file=sys.stderr)
 
-    medians = {
-        key: {m: statistics.median(s[m] for s in values)
-              for m in ("cpu_us", "cpu_us_stat", "wall_ms")}
-        for key, values in samples.items()
-    }
+    def median(variant, row, metric="cpu_us"):
+        return statistics.median(s[metric] for s in samples[(variant, row)])
+
+    def paired(a, b, row):
+        """Median over rounds of a - b, measured side by side in the same batches."""
+        return statistics.median(x["cpu_us"] - y["cpu_us"]
+                                 for x, y in zip(samples[(a, row)], samples[(b, row)]))
+
     result = {
         "requests": REQUESTS, "warmup": WARMUP, "rounds": ROUNDS,
         "loadavg": open("/proc/loadavg").read().split()[:3],
-        "medians": {f"{variant}/{row}": m for (variant, row), m in medians.items()},
-        "samples": {f"{variant}/{row}": s for (variant, row), s in samples.items()},
+        "medians": {f"{v}/{row}": {m: median(v, row, m) for m in ("cpu_us", "cpu_us_stat")}
+                    for v in variants for row, *_ in REQUEST_KINDS},
+        "samples": {f"{v}/{row}": s for (v, row), s in samples.items()},
     }
     with open(out, "w") as f:
         json.dump(result, f, indent=2)
 
-    bare = medians[("bare", "untouched")]["cpu_us"]
+    bare = median("bare", "untouched")
     print(f"\nCPU time of the function's process per request, µs: median of {ROUNDS} rounds "
           f"of {REQUESTS} requests (load average {' '.join(result['loadavg'])})\n")
     header = ("| request | bare handler | its DynamoDB calls by hand | behind the layer "
               "| layer + its calls: µs, share | the layer's own code: µs, share |")
     if "baseline" in functions:
-        header += " behind the baseline's layer |"
+        header += " behind the baseline's layer | after − before |"
     print(header)
     print("|---" + "|---:" * (header.count("|") - 2) + "|")
     for row, *_ in REQUEST_KINDS:
-        by_hand = medians[("bare", row)]["cpu_us"]
-        layer = medians[("layer", row)]["cpu_us"]
+        by_hand = median("bare", row)
+        layer = median("layer", row)
+        own = paired("layer", "bare", row)
         line = (f"| {row} | {bare:.0f} | {by_hand:.0f} | {layer:.0f} | "
                 f"{layer - bare:+.0f}, {(layer - bare) / layer:.0%} | "
-                f"{layer - by_hand:+.0f}, {(layer - by_hand) / layer:.0%} |")
+                f"{own:+.0f}, {own / layer:.0%} |")
         if "baseline" in functions:
-            line += f" {medians[('baseline', row)]['cpu_us']:.0f} |"
+            line += (f" {median('baseline', row):.0f} | "
+                     f"{paired('layer', 'baseline', row):+.0f} |")
         print(line)
-    print("\n(the row 'untouched' has no DynamoDB calls: its 'by hand' column is the bare "
-          "handler again)")
+    print("\nThe layer's own code: behind the layer minus the bare handler making the same "
+          "DynamoDB calls by hand, in the same batches (median of the rounds' differences); "
+          "for 'untouched' there are no calls. after − before: likewise, this layer minus "
+          "the baseline's.")
 
 
 if __name__ == "__main__":

@@ -114,6 +114,12 @@ pub enum Error {
     #[error("the session is unavailable: loading it failed earlier in this request")]
     SessionUnavailable,
 
+    /// The session was changed after the layer had written it for this request — from a
+    /// streamed response body, say, or a task that outlived the handler. The change is not
+    /// applied: change the session before returning the response.
+    #[error("the session was already written for this request; change it before the response")]
+    SessionClosed,
+
     /// A stored item does not have the layout this store writes.
     #[error("malformed session item: {0}")]
     MalformedItem(String),

@@ -4,8 +4,6 @@ use cookie::{Cookie, SameSite};
 use http::HeaderMap;
 use http::header::COOKIE;
 
-use crate::store::now;
-
 /// Cookie settings; the private default behind [`SessionLayer`](super::SessionLayer)'s
 /// `with_*` methods.
 #[derive(Debug, Clone)]
@@ -45,6 +43,9 @@ pub(crate) enum CookieUpdate {
         value: String,
         /// When the session expires server-side (Unix seconds), if it does.
         expire_at: Option<i64>,
+        /// When the write behind this cookie happened (Unix seconds): `Max-Age` counts from
+        /// the same clock reading as `expire_at`, so it is exact.
+        written_at: i64,
         /// The id is new to the client (new or renewed session): the cookie must be sent.
         /// Otherwise it only needs re-sending when it carries a lifetime that moved.
         new_id: bool,
@@ -83,6 +84,7 @@ impl CookieConfig {
             CookieUpdate::Issue {
                 value,
                 expire_at,
+                written_at,
                 new_id,
                 own_lifetime,
             } => {
@@ -92,7 +94,7 @@ impl CookieConfig {
                 }
                 let mut cookie = Cookie::new(self.name.clone(), value);
                 if let (true, Some(expire_at)) = (persistent, expire_at) {
-                    let remaining = expire_at.saturating_sub(now()).max(0);
+                    let remaining = expire_at.saturating_sub(written_at).max(0);
                     cookie.set_max_age(cookie::time::Duration::seconds(remaining));
                 }
                 cookie

@@ -35,6 +35,7 @@ pub(crate) struct Outcome {
 pub(crate) async fn finish(session: &Session, status: StatusCode) -> Outcome {
     let inner = session.inner();
     let mut state = inner.state.lock().await;
+    state.closed = true;
     let mut outcome = Outcome {
         read: state.load != Load::NotLoaded,
         answer: state.raised,
@@ -69,6 +70,7 @@ pub(crate) async fn finish(session: &Session, status: StatusCode) -> Outcome {
 pub(crate) async fn abandon(session: &Session) -> Option<Answer> {
     let inner = session.inner();
     let mut state = inner.state.lock().await;
+    state.closed = true;
     release(inner, &mut state).await;
     state.raised.or(state.returned)
 }
@@ -180,6 +182,7 @@ fn issue(
     CookieUpdate::Issue {
         value: inner.store.cookie_value(id),
         expire_at: record.expire_at,
+        written_at: record.updated_at,
         new_id,
         own_lifetime: record.max_stale.is_some(),
     }

@@ -128,6 +128,9 @@ pub(crate) struct State {
     pub(crate) raised: Option<Answer>,
     /// The last error a method returned to the application: answered if the handler fails.
     pub(crate) returned: Option<Answer>,
+    /// The layer has made this request's write (or given up on it): later changes would be
+    /// lost, so they are refused.
+    pub(crate) closed: bool,
 }
 
 impl State {
@@ -199,7 +202,7 @@ impl Session {
     /// when `value` cannot be serialized; a load error the error handler chose to raise.
     pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<()> {
         let value = serde_json::to_value(value);
-        let mut state = self.loaded().await?;
+        let mut state = self.loaded_for_change().await?;
         let value = match value {
             Ok(value) => value,
             Err(e) => return state.fail(Error::Serialization(e)),
@@ -226,7 +229,7 @@ impl Session {
     ///
     /// As [`insert`](Self::insert).
     pub async fn extend(&self, entries: SessionData) -> Result<()> {
-        let mut state = self.loaded().await?;
+        let mut state = self.loaded_for_change().await?;
         let mut merged = state.data.clone();
         merged.extend(entries);
         if merged == state.data {
@@ -246,7 +249,7 @@ impl Session {
     ///
     /// As [`get`](Self::get).
     pub async fn remove<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        let mut state = self.loaded().await?;
+        let mut state = self.loaded_for_change().await?;
         let Some(value) = state.data.remove(key) else {
             return Ok(None);
         };
@@ -264,7 +267,7 @@ impl Session {
     ///
     /// A load error the error handler chose to raise.
     pub async fn clear(&self) -> Result<()> {
-        let mut state = self.loaded().await?;
+        let mut state = self.loaded_for_change().await?;
         if !state.data.is_empty() {
             state.data.clear();
             state.changed = true;
@@ -290,7 +293,7 @@ impl Session {
     ///
     /// A load error the error handler chose to raise.
     pub async fn renew(&self) -> Result<()> {
-        self.loaded().await?.renew = true;
+        self.loaded_for_change().await?.renew = true;
         Ok(())
     }
 
@@ -309,6 +312,9 @@ impl Session {
             Concurrency::None => self.inner.state.lock().await,
             Concurrency::Optimistic | Concurrency::Pessimistic => self.loaded().await?,
         };
+        if state.closed {
+            return state.fail(Error::SessionClosed);
+        }
         self.identify(&mut state).await;
         state.destroy = true;
         state.data.clear();
@@ -336,7 +342,7 @@ impl Session {
     /// # Ok(()) }
     /// ```
     pub async fn set_max_stale(&self, max_stale: Option<Duration>) -> Result<()> {
-        let mut state = self.loaded().await?;
+        let mut state = self.loaded_for_change().await?;
         if max_stale == Some(Duration::ZERO) {
             return state.fail(Error::invalid(
                 "Session::set_max_stale",
@@ -372,7 +378,7 @@ impl Session {
     /// ```
     pub async fn set_user(&self, user: impl Into<String>) -> Result<()> {
         let user = user.into();
-        let mut state = self.loaded().await?;
+        let mut state = self.loaded_for_change().await?;
         if self.bound_user(&state).as_deref() != Some(user.as_str()) {
             state.user = Some(Some(user));
             state.changed = true;
@@ -454,6 +460,9 @@ impl Session {
         if let Some((id, _)) = &state.stored
             && self.inner.store.session_handle(id) == handle
         {
+            if state.closed {
+                return state.fail(Error::SessionClosed);
+            }
             state.destroy = true;
             state.data.clear();
             return Ok(true);
@@ -528,6 +537,17 @@ impl Session {
             }
         };
         Ok(Some(self.inner.store.cookie_value(&id)))
+    }
+
+    /// As [`loaded`](Self::loaded), for a change: refused once the layer has written the
+    /// session, since it would never be stored.
+    async fn loaded_for_change(&self) -> Result<MutexGuard<'_, State>> {
+        let mut state = self.loaded().await?;
+        if state.closed {
+            tracing::warn!("a session change after the response's write was refused");
+            return state.fail(Error::SessionClosed);
+        }
+        Ok(state)
     }
 
     /// Loads the session on first use and returns the locked state.

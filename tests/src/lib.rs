@@ -183,6 +183,8 @@ pub fn operation_name(context: &BeforeSerializationInterceptorContextRef<'_>) ->
         delete_item::DeleteItemInput => "DeleteItem",
         scan::ScanInput => "Scan",
         batch_write_item::BatchWriteItemInput => "BatchWriteItem",
+        batch_get_item::BatchGetItemInput => "BatchGetItem",
+        transact_write_items::TransactWriteItemsInput => "TransactWriteItems",
         query::QueryInput => "Query",
         create_table::CreateTableInput => "CreateTable",
         describe_table::DescribeTableInput => "DescribeTable",

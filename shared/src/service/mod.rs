@@ -142,6 +142,20 @@ impl SessionLayer {
     /// Persistent cookies: every cookie carries `Max-Age` until its session's expiry (the
     /// earlier of the idle limit and `max_age`), re-sent whenever the expiry moves. Off by
     /// default: the cookie dies with the browser, the session at its limit.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), dynamodb_session_store::Error> {
+    /// use std::time::Duration;
+    /// use dynamodb_session_store::{SessionLayer, SessionStore};
+    ///
+    /// // Sessions idle for two weeks end; until then the cookie survives browser restarts.
+    /// let layer = SessionLayer::new(SessionStore::from_env().await?)
+    ///     .with_max_stale(Duration::from_secs(14 * 24 * 3600))
+    ///     .with_persistent_cookie(true);
+    /// # Ok(()) }
+    /// ```
     pub fn with_persistent_cookie(self, persistent: bool) -> Self {
         self.with_cookie(|c| c.persistent = persistent)
     }
@@ -165,6 +179,31 @@ impl SessionLayer {
     /// lock waits stop `margin` before it; a handler still running at `margin / 2` before it
     /// is dropped; either way the request answers 503 with `Retry-After` and releases its
     /// lock by `margin / 4` before the deadline — never a platform timeout.
+    ///
+    /// # Examples
+    ///
+    /// Off Lambda, a host gives each request its deadline as an extension:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use dynamodb_session_store::{Config, Deadline, MemoryStore, SessionLayer, SessionStore};
+    /// use tower::{Layer, ServiceExt, service_fn};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// let config = Config::builder().secret_key("0123456789abcdef0123456789abcdef").build()?;
+    /// let layer = SessionLayer::new(SessionStore::with_backend(config, MemoryStore::new())?)
+    ///     .with_deadline_margin(Duration::from_millis(200));
+    /// let slow = layer.layer(service_fn(|_req: http::Request<String>| async {
+    ///     tokio::time::sleep(Duration::from_secs(10)).await;
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    /// }));
+    /// let mut request = http::Request::new(String::new());
+    /// request.extensions_mut().insert(Deadline::after(Duration::from_millis(500)));
+    /// let response = slow.oneshot(request).await?;
+    /// assert_eq!(response.status(), 503, "answered before the deadline, not after 10 s");
+    /// # Ok(()) }
+    /// ```
     pub fn with_deadline_margin(mut self, margin: Duration) -> Self {
         self.deadline_margin = margin;
         self

@@ -8,6 +8,7 @@
 //! default AWS credential chain, and deletes the tables it made.
 
 pub mod api;
+pub mod capture;
 pub mod conformance;
 pub mod fault_proxy;
 pub mod omit;

@@ -2,14 +2,13 @@
 //! library, session-api or the AWS SDK — across every route, forged cookies, a failing
 //! DynamoDB and lock timeouts.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use dynamodb_session_store::{
     Concurrency, Config, Error, ErrorAction, ErrorHandler, SessionLayer, SessionStore,
 };
+use integration_tests::capture::Captured;
 use integration_tests::fault_proxy::{FaultProxy, FaultRates};
 use integration_tests::{Endpoint, SECRET, TestTable, api, client_config, endpoint};
 use lambda_http::http::{Method, header};
@@ -30,27 +29,6 @@ impl ErrorHandler for LogsEverything {
     ) -> ErrorAction {
         tracing::error!(%error, ?request, "the error handler was shown");
         ErrorAction::Raise
-    }
-}
-
-/// Every log line, captured.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
     }
 }
 
@@ -93,12 +71,7 @@ fn layer_on(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_session_id_cookie_or_secret_appears_in_any_log_line() {
     let logs = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(logs.clone())
-        .with_ansi(false)
-        .finish();
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    tracing::subscriber::set_global_default(logs.subscriber()).unwrap();
 
     let table = TestTable::new("logs").await;
     let mut cookies = Vec::new();
@@ -207,7 +180,7 @@ async fn no_session_id_cookie_or_secret_appears_in_any_log_line() {
         cookies.push(cookie);
     }
 
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     // The capture works, and saw the paths that matter.
     let mut expected = vec![
         "session cookie failed verification",

@@ -3,12 +3,11 @@
 //! most once per interval, all three versions), and a failure to read it is logged and
 //! counted while the instance keeps the keys it has.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_config::SdkConfig;
 use dynamodb_session_store::{Config, SessionLayer, SessionStore};
+use integration_tests::capture::Captured;
 use integration_tests::secrets::{SecretCalls, instrumented_client, moto_sdk_config};
 use integration_tests::{TestTable, api};
 use serde_json::json;
@@ -202,33 +201,6 @@ async fn a_cookie_from_a_rotated_instance_opens_on_a_warm_one_after_one_read_of_
     assert_eq!(warm.store().secret_refresh_failures(), 0);
 }
 
-/// Every log line, captured.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 /// Lines at `level` from session-api or the library.
 fn ours<'a>(logs: &'a str, level: &str) -> Vec<&'a str> {
     logs.lines()
@@ -242,12 +214,7 @@ fn ours<'a>(logs: &'a str, level: &str) -> Vec<&'a str> {
 #[tokio::test]
 async fn an_access_denied_on_the_previous_version_is_logged_and_counted_and_the_keys_stay() {
     let logs = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(logs.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let _guard = tracing::subscriber::set_default(logs.subscriber());
 
     let Some(setup) = Setup::new("rotation_denied").await else {
         return;

@@ -112,25 +112,21 @@ impl SessionTable {
         if has_index {
             return Ok(());
         }
-        let mut create = CreateGlobalSecondaryIndexAction::builder()
-            .index_name(USER_INDEX)
-            .key_schema(self.user_index_key()?)
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::KeysOnly)
-                    .build(),
-            );
-        if self.billing_mode == BillingMode::Provisioned {
-            create = create.provisioned_throughput(self.throughput()?);
-        }
+        // The same index CreateTable makes, as an update.
+        let index = self.user_index()?;
+        let create = CreateGlobalSecondaryIndexAction::builder()
+            .index_name(index.index_name)
+            .set_key_schema(Some(index.key_schema))
+            .set_projection(index.projection)
+            .set_provisioned_throughput(index.provisioned_throughput)
+            .build()
+            .map_err(build_error)?;
         client
             .update_table()
             .table_name(&self.name)
             .attribute_definitions(self.user_index_attribute()?)
             .global_secondary_index_updates(
-                GlobalSecondaryIndexUpdate::builder()
-                    .create(create.build().map_err(build_error)?)
-                    .build(),
+                GlobalSecondaryIndexUpdate::builder().create(create).build(),
             )
             .send()
             .await

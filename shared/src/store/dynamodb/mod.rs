@@ -98,6 +98,27 @@ impl DynamoDbBackend {
         }
     }
 
+    /// How a conditional write ended: applied, refused (a conditional-check failure, which
+    /// `old_item` recognises, giving the old item DynamoDB returned, if it did), or failed.
+    async fn conditional<O, E, R>(
+        &self,
+        key: &str,
+        sent: std::result::Result<O, SdkError<E, R>>,
+        old_item: impl FnOnce(&E) -> Option<Option<Item>>,
+    ) -> Result<Written>
+    where
+        aws_sdk_dynamodb::Error: From<SdkError<E, R>>,
+    {
+        let err = match sent {
+            Ok(_) => return Ok(Written::Applied),
+            Err(err) => err,
+        };
+        match err.as_service_error().and_then(old_item) {
+            Some(returned) => self.refused(key, returned).await,
+            None => Err(self.sdk_error(err)),
+        }
+    }
+
     /// The item behind a refused condition: the one DynamoDB returned, or a consistent read.
     async fn refused(&self, key: &str, returned: Option<Item>) -> Result<Written> {
         let current = match returned {
@@ -280,15 +301,11 @@ impl SessionBackend for DynamoDbBackend {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match sent {
-            Ok(_) => Ok(Written::Applied),
-            Err(err) => match err.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(failure)) => {
-                    self.refused(key, failure.item.clone()).await
-                }
-                _ => Err(self.sdk_error(err)),
-            },
-        }
+        self.conditional(key, sent, |e| match e {
+            UpdateItemError::ConditionalCheckFailedException(failure) => Some(failure.item.clone()),
+            _ => None,
+        })
+        .await
     }
 
     async fn delete(&self, key: &str, guard: &Guard) -> Result<Written> {
@@ -305,15 +322,11 @@ impl SessionBackend for DynamoDbBackend {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match sent {
-            Ok(_) => Ok(Written::Applied),
-            Err(err) => match err.as_service_error() {
-                Some(DeleteItemError::ConditionalCheckFailedException(failure)) => {
-                    self.refused(key, failure.item.clone()).await
-                }
-                _ => Err(self.sdk_error(err)),
-            },
-        }
+        self.conditional(key, sent, |e| match e {
+            DeleteItemError::ConditionalCheckFailedException(failure) => Some(failure.item.clone()),
+            _ => None,
+        })
+        .await
     }
 
     async fn replace(

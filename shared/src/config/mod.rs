@@ -253,7 +253,7 @@ pub struct Config {
     /// An unchanged session is written again (to push its expiry forward) only when its last
     /// write is older than this. Default 60 s; capped at a tenth of the idle limit.
     pub touch_after: Duration,
-    /// Seal each session's `data` (XChaCha20-Poly1305, keyed from the session id, bound to
+    /// Seal each session's `data` (AES-256-GCM-SIV, keyed from the session id, bound to
     /// the item's key) so that only a request carrying the cookie can read it: neither a
     /// table dump nor the signing secret reveals session data. Default `true`; items written
     /// in plain text are still read and are sealed on their next write.

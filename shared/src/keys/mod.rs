@@ -21,13 +21,13 @@
 pub(crate) mod refresh;
 
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 use crate::config::SecretKey;
 
@@ -47,6 +47,11 @@ pub struct SessionId {
     keys: Arc<DerivedKeys>,
     /// Whether that secret is the current one.
     current: bool,
+    /// The key that seals this session's data, derived on first use (a request opens and
+    /// seals with the same id).
+    data_key: OnceLock<[u8; 32]>,
+    /// The table key, computed on first use (a request reads, writes and seals under it).
+    table_key: OnceLock<String>,
 }
 
 impl SessionId {
@@ -141,6 +146,8 @@ impl Keyring {
             raw,
             keys: self.keys[0].clone(),
             current: true,
+            data_key: OnceLock::new(),
+            table_key: OnceLock::new(),
         }
     }
 
@@ -172,6 +179,8 @@ impl Keyring {
                 raw,
                 keys: self.keys[index].clone(),
                 current: index == 0,
+                data_key: OnceLock::new(),
+                table_key: OnceLock::new(),
             })
     }
 }
@@ -206,15 +215,17 @@ fn mac_text(key: &HmacSha256, input: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
 }
 
-/// The key that seals `id`'s data: HKDF-SHA256 of the raw id, which only the cookie carries
-/// (the table holds a keyed hash of it). Neither a table dump nor the signing secret gives
-/// it.
+/// The key that seals `id`'s data, from the raw id, which only the cookie carries (the table
+/// holds a keyed hash of it): neither a table dump nor the signing secret gives it. The id is
+/// 256 uniformly random bits, already a key; a domain-separated SHA-256 of it derives one for
+/// this use alone (HKDF's extract step adds nothing to a uniform key, only cost).
 pub(crate) fn data_key(id: &SessionId) -> [u8; 32] {
-    let hkdf = Hkdf::<Sha256>::new(Some(b"dynamodb-session-store data"), &id.raw);
-    let mut key = [0u8; 32];
-    hkdf.expand(b"sealed session data v1", &mut key)
-        .expect("32 bytes is a valid HKDF output length");
-    key
+    *id.data_key.get_or_init(|| {
+        let mut hash = Sha256::new();
+        hash.update(b"dynamodb-session-store sealed session data v1\0");
+        hash.update(id.raw);
+        hash.finalize().into()
+    })
 }
 
 /// The cookie value for `id`, signed by the secret that verified (or generated) it.
@@ -231,9 +242,13 @@ pub(crate) fn cookie_value(id: &SessionId) -> String {
 
 /// The value stored in the table's hash key for `id`.
 pub(crate) fn table_key(id: &SessionId) -> String {
-    let mut mac = id.keys.table.clone();
-    mac.update(&id.raw);
-    URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    id.table_key
+        .get_or_init(|| {
+            let mut mac = id.keys.table.clone();
+            mac.update(&id.raw);
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        })
+        .clone()
 }
 
 /// The keyring in use, replaceable while requests run.

@@ -366,6 +366,65 @@ async fn create_table_then_delete_table() {
     assert_one_line_error(&missing, 1, &["does not exist", "sessionctl create-table"]);
 }
 
+/// Runs `command` under a pseudo-terminal (`script`), typing `input` into it; returns what
+/// the terminal showed and the exit code.
+fn on_a_terminal(command: &Command, input: &str) -> (String, Option<i32>) {
+    let command_line = std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(|arg| shell_quote(&arg.to_string_lossy()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    // A wide terminal, so that a whole progress line fits (without a controlling terminal,
+    // `script` gives its pseudo-terminal no size).
+    let command_line = format!("stty cols 160 rows 40; exec {command_line}");
+    let mut script = Command::new("script");
+    script.args(["-q", "-e", "-c", &command_line, "/dev/null"]);
+    for (name, value) in command.get_envs() {
+        match value {
+            Some(value) => script.env(name, value),
+            None => script.env_remove(name),
+        };
+    }
+    let mut child = script
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("script(1) runs");
+    use std::io::Write as _;
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    drop(stdin);
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        output.status.code(),
+    )
+}
+
+#[tokio::test]
+async fn delete_table_asks_on_a_terminal() {
+    let name = integration_tests::table_name("cli_confirm");
+    let client = integration_tests::client().await;
+    assert_exit(&run(sessionctl(&name).args(["create-table", "--quiet"])), 0);
+    let exists = || client.describe_table().table_name(&name).send();
+
+    let mut delete = sessionctl(&name);
+    delete.arg("delete-table");
+    let (shown, code) = on_a_terminal(&delete, "sessions\n");
+    assert_eq!(code, Some(1), "{shown}");
+    assert!(
+        shown.contains("Type the table's name to confirm:"),
+        "{shown}"
+    );
+    assert!(shown.contains("not confirmed"), "{shown}");
+    assert!(exists().await.is_ok(), "the wrong name deletes nothing");
+
+    let (shown, code) = on_a_terminal(&delete, &format!("{name}\n"));
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(shown.contains(&format!("deleted table {name}")), "{shown}");
+    assert!(exists().await.is_err());
+}
+
 #[tokio::test]
 async fn gc_dry_run_reports_exactly_the_garbage_and_gc_deletes_exactly_it() {
     let table = TestTable::new("cli_gc").await;
@@ -589,6 +648,8 @@ async fn stats_counts_and_histograms_match_the_table() {
 async fn inspect_shows_a_genuine_cookie_and_fails_a_forged_one() {
     let table = TestTable::new("cli_inspect").await;
     let store = table.store(|c| c);
+    // An id whose cookie starts with `-` (base64url's 62nd digit): still a cookie, not a flag.
+    store.force_next_ids([[0xF8; 32]]);
     let (id, key) = create(&table, &store, json!({ "cart": ["apple", "pear"], "n": 7 })).await;
     bind(&store, &id, "ann").await;
     let stored = store.inspect(&id).await.unwrap().unwrap();
@@ -597,6 +658,7 @@ async fn inspect_shows_a_genuine_cookie_and_fails_a_forged_one() {
         "sealed: only the cookie opens it"
     );
     let cookie = store.cookie_value(&id);
+    assert!(cookie.starts_with('-'), "{cookie}");
 
     let shown = json_of(&run(
         sessionctl(&table.name).args(["inspect", &cookie, "--json"])
@@ -754,6 +816,14 @@ async fn usage_errors_exit_2_in_one_line_and_every_command_has_help() {
     assert_one_line_error(&bad_env, 1, &["AWS_DYNAMO_DB_SESSION_MAX_AGE", "soon"]);
     let missing = run(sessionctl(table).arg("stats"));
     assert_one_line_error(&missing, 1, &["does not exist", table]);
+    if matches!(endpoint(), Endpoint::Moto(_)) {
+        let no_region = run(sessionctl(table)
+            .env_remove("AWS_REGION")
+            .env_remove("AWS_DEFAULT_REGION")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .arg("stats"));
+        assert_one_line_error(&no_region, 1, &["no AWS region", "AWS_REGION", "--region"]);
+    }
 
     for command in [
         "create-table",
@@ -855,33 +925,12 @@ async fn a_terminal_run_of_gc_on_10000_sessions_shows_a_moving_progress_bar() {
     write_garbage(&table, SESSIONS).await;
     eprintln!("wrote {SESSIONS} sessions in {:.1?}", started.elapsed());
 
-    let mut inner = sessionctl(&table.name);
-    inner.args(["gc", "--segments", "1", "--max-stale", "10m"]);
-    let command_line = std::iter::once(inner.get_program())
-        .chain(inner.get_args())
-        .map(|arg| shell_quote(&arg.to_string_lossy()))
-        .collect::<Vec<_>>()
-        .join(" ");
-    // `script` gives the command a pseudo-terminal for stdin, stdout and stderr, and copies
-    // everything written to it to its own stdout: here, a pipe we read.
-    // A wide terminal, so that the whole bar line fits (no controlling terminal gives none).
-    let command_line = format!("stty cols 160 rows 40; exec {command_line}");
-    let mut command = Command::new("script");
-    command.args(["-q", "-e", "-c", &command_line, "/dev/null"]);
-    for (name, value) in inner.get_envs() {
-        match value {
-            Some(value) => command.env(name, value),
-            None => command.env_remove(name),
-        };
-    }
+    let mut gc = sessionctl(&table.name);
+    gc.args(["gc", "--segments", "1", "--max-stale", "10m"]);
     let started = Instant::now();
-    let output = command
-        .stdin(Stdio::null())
-        .output()
-        .expect("script(1) runs");
+    let (raw, code) = on_a_terminal(&gc, "");
     eprintln!("gc under a terminal took {:.1?}", started.elapsed());
-    let raw = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert_eq!(output.status.code(), Some(0), "{raw}");
+    assert_eq!(code, Some(0), "{raw}");
 
     // The bar redraws in place: cursor movement and carriage returns, not new lines.
     assert!(

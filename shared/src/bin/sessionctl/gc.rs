@@ -147,7 +147,7 @@ fn summary(
     let rate = |n: u64| {
         let secs = report.duration.as_secs_f64();
         if secs > 0.0 {
-            format!(" ({:.0}/s)", n as f64 / secs)
+            format!(" ({}/s)", count((n as f64 / secs).round() as u64))
         } else {
             String::new()
         }
@@ -184,9 +184,10 @@ fn summary(
         ));
     }
     text.push_str(&format!(
-        "  pages             {} in {} segments ({} done), {} retries\n",
+        "  pages             {} in {} segment{} ({} done), {} retries\n",
         count(report.pages),
         report.segments,
+        if report.segments == 1 { "" } else { "s" },
         report.segments_done,
         count(report.retries)
     ));

@@ -17,8 +17,9 @@ use crate::rule::{Times, lock_holds};
 /// printed. Exits 1 when the cookie does not verify or no session is stored for it.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The cookie: its value, `name=value`, or `-` to read it from standard input
-    #[arg(value_name = "COOKIE")]
+    /// The cookie: its value (which may start with `-`), `name=value`, or `-` to read it from
+    /// standard input
+    #[arg(value_name = "COOKIE", allow_hyphen_values = true)]
     cookie: String,
     #[command(flatten)]
     lifetimes: Lifetimes,
@@ -45,6 +46,7 @@ pub async fn run(context: &Context, args: Args) -> Result<(), Failure> {
         max_stale: item.max_stale,
     };
     let expired = times.is_expired(config, now);
+    let ends = times.ends_at(config);
     let previous = id.signed_with_previous_key();
     let handle = store.session_handle(&id);
     let idle_limit = times.idle_limit(config);
@@ -83,9 +85,18 @@ pub async fn run(context: &Context, args: Args) -> Result<(), Failure> {
             row("created", at(item.created_at, now));
             row("last write", at(item.updated_at, now));
             row(
-                "expires",
-                item.expire_at
-                    .map_or_else(|| "never (no limit set)".into(), |t| at(t, now)),
+                if expired { "ended" } else { "ends" },
+                ends.map_or_else(
+                    || "never (no limit applies)".into(),
+                    |(t, why)| format!("{}: {why}", at(t, now)),
+                ),
+            );
+            row(
+                "expire_at",
+                item.expire_at.map_or_else(
+                    || "none (TTL never deletes it)".into(),
+                    |t| format!("{} (stored, for DynamoDB's TTL)", timestamp(t)),
+                ),
             );
             row(
                 "idle limit",
@@ -117,6 +128,7 @@ pub async fn run(context: &Context, args: Args) -> Result<(), Failure> {
                 "created_at": item.created_at,
                 "updated_at": item.updated_at,
                 "expire_at": item.expire_at,
+                "ends_at": ends.map(|(t, _)| t),
                 "idle_limit_secs": idle_limit.map(|d| d.as_secs()),
                 "own_max_stale_secs": item.max_stale,
                 "max_age_secs": config.max_age.map(|d| d.as_secs()),

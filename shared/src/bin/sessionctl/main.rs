@@ -93,10 +93,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 /// The library's and the SDK's logs on stderr: warnings by default, `-v` info, `-vv` debug;
-/// `RUST_LOG` overrides. Colours only on a terminal.
+/// `RUST_LOG` overrides. Colours only on a terminal. By default the AWS configuration loader's
+/// warnings are left out (without a region it warns, in several long lines, that the EC2
+/// metadata service had none; `sessionctl` says what to set in one line instead).
 fn init_logs(verbose: u8) {
     let default = match verbose {
-        0 => "warn",
+        0 => "warn,aws_config=error",
         1 => "info",
         _ => "debug",
     };

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use dynamodb_session_store::GcProgress;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 use crate::output::{count, span};
 
@@ -47,15 +47,21 @@ impl GcView {
             Some(items) => (
                 ProgressBar::with_draw_target(Some(items), ProgressDrawTarget::stderr()),
                 "{spinner} {prefix} {elapsed_precise} [{wide_bar}] {human_pos}/~{human_len} \
-                 scanned, {msg}, {per_sec}, ETA {eta}",
+                 scanned, {msg}, {rate}, ETA {eta}",
             ),
             None => (
                 ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),
-                "{spinner} {prefix} {elapsed_precise} {human_pos} scanned, {msg}, {per_sec}",
+                "{spinner} {prefix} {elapsed_precise} {human_pos} scanned, {msg}, {rate}",
             ),
         };
         let style = ProgressStyle::with_template(template)
             .expect("a valid template")
+            .with_key(
+                "rate",
+                |state: &ProgressState, out: &mut dyn std::fmt::Write| {
+                    let _ = write!(out, "{} items/s", count(state.per_sec().round() as u64));
+                },
+            )
             .progress_chars("=> ");
         bar.set_style(style);
         bar.set_prefix(verb);
@@ -170,7 +176,11 @@ pub fn line(progress: &Snapshot, approximate_items: Option<u64>) -> String {
         let percent = (progress.scanned as f64 / items as f64 * 100.0).min(100.0);
         text.push_str(&format!(" of ~{} ({percent:.0}%)", count(items)));
     }
-    text.push_str(&format!(", {}, {rate:.0} items/s", counts(progress)));
+    text.push_str(&format!(
+        ", {}, {} items/s",
+        counts(progress),
+        count(rate.round() as u64)
+    ));
     if let Some(items) = items
         && items > progress.scanned
         && rate > 0.0

@@ -17,13 +17,18 @@ use crate::output::{Failure, count};
 pub struct Args {
     /// End this cookie's session (its value, `name=value`, or `-` to read it from standard
     /// input)
-    #[arg(long, value_name = "COOKIE")]
+    #[arg(long, value_name = "COOKIE", allow_hyphen_values = true)]
     cookie: Option<String>,
     /// End every live session bound to this user id
     #[arg(long, value_name = "ID")]
     user: Option<String>,
     /// With --user: keep this cookie's session
-    #[arg(long, value_name = "COOKIE", requires = "user")]
+    #[arg(
+        long,
+        value_name = "COOKIE",
+        requires = "user",
+        allow_hyphen_values = true
+    )]
     except: Option<String>,
 }
 

@@ -28,6 +28,29 @@ impl Times {
             || past(after(self.updated_at, self.idle_limit(config)))
     }
 
+    /// When the session ends by the store's rule, and which limit ends it: the earliest of
+    /// its `expire_at`, `created_at + max_age` and `updated_at` + the idle limit. `None`
+    /// without any limit.
+    pub fn ends_at(&self, config: &Config) -> Option<(i64, &'static str)> {
+        let after = |from: i64, limit: Option<Duration>| {
+            limit.map(|d| from.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)))
+        };
+        [
+            (self.expire_at, "its expire_at"),
+            (
+                after(self.created_at, config.max_age),
+                "max_age after creation",
+            ),
+            (
+                after(self.updated_at, self.idle_limit(config)),
+                "the idle limit after the last write",
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(at, why)| at.map(|at| (at, why)))
+        .min_by_key(|(at, _)| *at)
+    }
+
     /// The idle limit that applies: the session's own, else the configured one.
     pub fn idle_limit(&self, config: &Config) -> Option<Duration> {
         self.max_stale.map(Duration::from_secs).or(config.max_stale)
@@ -86,6 +109,16 @@ mod tests {
         };
         assert!(!no_expiry.is_expired(&config(None, Some(100)), 1600));
         assert!(no_expiry.is_expired(&config(None, Some(100)), 11_500));
+        assert_eq!(
+            times.ends_at(&config(Some(5_000), Some(100))),
+            Some((1600, "the idle limit after the last write"))
+        );
+        assert_eq!(times.ends_at(&unlimited), Some((3000, "its expire_at")));
+        let forever = Times {
+            expire_at: None,
+            ..times
+        };
+        assert_eq!(forever.ends_at(&unlimited), None);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use dynamodb_session_store::{
 };
 
 use crate::context::{Context, Lifetimes};
-use crate::output::{Failure, count, limit, sdk_failure, seconds};
+use crate::output::{Failure, Output, chain, count, limit, sdk_failure, seconds};
 use crate::progress::GcView;
 
 /// Delete dead sessions: one full pass of the library's garbage collector
@@ -55,7 +55,7 @@ pub async fn run(context: &Context, args: Args) -> Result<(), Failure> {
     let config = context.config(|b| args.lifetimes.apply(b))?;
     let client = context.client().await?;
     let table = config.table_name.clone();
-    let approximate_items = approximate_item_count(&client, &table).await?;
+    let approximate_items = approximate_item_count(&client, &table, &context.output).await?;
 
     let view = Arc::new(GcView::new(
         !context.output.chatty(),
@@ -101,19 +101,34 @@ pub async fn run(context: &Context, args: Args) -> Result<(), Failure> {
 }
 
 /// The table's approximate item count (DynamoDB updates it about every six hours), which
-/// sizes the progress bar; also where a missing table is found.
-async fn approximate_item_count(client: &Client, table: &str) -> Result<Option<u64>, Failure> {
-    let described = client
-        .describe_table()
-        .table_name(table)
-        .send()
-        .await
-        .map_err(|e| sdk_failure(table, e))?;
-    Ok(described
-        .table
-        .and_then(|t| t.item_count)
-        .and_then(|n| u64::try_from(n).ok())
-        .filter(|n| *n > 0))
+/// sizes the progress bar; also where a missing table is found. Without permission to
+/// describe the table (the scheduled collector's role has none), the pass runs without a
+/// count: no ETA.
+async fn approximate_item_count(
+    client: &Client,
+    table: &str,
+    output: &Output,
+) -> Result<Option<u64>, Failure> {
+    match client.describe_table().table_name(table).send().await {
+        Ok(described) => Ok(described
+            .table
+            .and_then(|t| t.item_count)
+            .and_then(|n| u64::try_from(n).ok())
+            .filter(|n| *n > 0)),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()) =>
+        {
+            Err(sdk_failure(table, e))
+        }
+        Err(e) => {
+            output.note(&format!(
+                "sessionctl gc: no item count, so no ETA (DescribeTable failed: {})",
+                chain(&aws_sdk_dynamodb::Error::from(e))
+            ));
+            Ok(None)
+        }
+    }
 }
 
 /// First Ctrl-C: ask the collector to stop after the pages in progress. Second: quit now.

@@ -59,13 +59,18 @@ pub async fn run(context: &Context, args: Args) -> Result<(), Failure> {
     let client = context.client().await?;
     let table = config.table_name.clone();
     let description = describe(&client, &table).await?;
+    // Shown as unknown when it cannot be read (a role without DescribeTimeToLive).
     let ttl = client
         .describe_time_to_live()
         .table_name(&table)
         .send()
         .await
-        .map_err(|e| sdk_failure(&table, e))?
-        .time_to_live_description;
+        .ok()
+        .map(|out| {
+            out.time_to_live_description.unwrap_or_else(|| {
+                aws_sdk_dynamodb::types::TimeToLiveDescription::builder().build()
+            })
+        });
 
     let spinner = (context.output.chatty() && std::io::stderr().is_terminal()).then(|| {
         let spinner = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
@@ -375,9 +380,13 @@ impl TableInfo {
                 .iter()
                 .flatten()
                 .any(|index| index.index_name.as_deref() == Some(USER_INDEX)),
-            ttl_status: ttl
-                .and_then(|t| t.time_to_live_status.as_ref())
-                .map_or_else(|| "DISABLED".into(), |s| s.as_str().to_owned()),
+            ttl_status: match ttl {
+                None => "UNKNOWN (DescribeTimeToLive failed)".into(),
+                Some(t) => t
+                    .time_to_live_status
+                    .as_ref()
+                    .map_or_else(|| "DISABLED".into(), |s| s.as_str().to_owned()),
+            },
             ttl_attribute: ttl.and_then(|t| t.attribute_name.clone()),
         }
     }

@@ -58,8 +58,8 @@ pub use error::{Error, Result};
 pub use error_handler::{DefaultErrorHandler, ErrorAction, ErrorHandler};
 pub use gc::{
     CHECKPOINT_INTERVAL, CHECKPOINT_KEY, DEFAULT_CONCURRENCY, DEFAULT_MAX_RETRIES,
-    DEFAULT_PAGE_SIZE, DEFAULT_SEGMENTS, GarbageCollector, GcReport, MAX_SEGMENTS, PassStatus,
-    ScannedPage, collect_garbage,
+    DEFAULT_PAGE_SIZE, DEFAULT_SEGMENTS, GarbageCollector, GcProgress, GcReport, MAX_SEGMENTS,
+    PassStatus, ScannedPage, collect_garbage,
 };
 pub use keys::SessionId;
 pub use keys::refresh::{SecretSource, SigningSecrets};

@@ -10,6 +10,8 @@ mod sweep;
 use std::collections::HashMap;
 use std::fmt;
 use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
@@ -53,11 +55,14 @@ pub enum PassStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct GcReport {
-    /// Whether the pass is complete, continuing or taken over.
+    /// Whether the pass is complete, continuing or taken over. A dry run is `Complete` when
+    /// it read the whole table and `Continuing` when a deadline or the stop flag came first
+    /// (it saves nothing: the next dry run starts again).
     pub status: PassStatus,
     /// Items the scans evaluated (DynamoDB's `ScannedCount`).
     pub scanned: u64,
-    /// Items the scans returned as garbage.
+    /// Items the scans returned as garbage. In a dry run: what a real run would have tried
+    /// to delete at the instant the dry run started.
     pub garbage_found: u64,
     /// Sessions deleted.
     pub deleted: u64,
@@ -77,6 +82,10 @@ pub struct GcReport {
     pub segments_done: u32,
     /// Unix seconds at which the pass began (an earlier invocation's, when resumed).
     pub pass_started_at: i64,
+    /// Whether this was a dry run ([`GarbageCollector::with_dry_run`]): nothing was deleted
+    /// (`deleted` and `skipped_refreshed` are 0), the checkpoint was neither read nor written,
+    /// and `garbage_found` counts what would have been deleted.
+    pub dry_run: bool,
 }
 
 impl GcReport {
@@ -89,6 +98,37 @@ impl GcReport {
 fn as_millis<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_u64(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
 }
+
+/// The running counts of an invocation, handed to the progress hook
+/// ([`GarbageCollector::on_progress`]) after each page. Every count only grows from one call
+/// to the next; the final figures are in the [`GcReport`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct GcProgress {
+    /// Items the scans evaluated so far in this invocation.
+    pub scanned: u64,
+    /// Items the scans returned as garbage so far (in a dry run: what would be deleted).
+    pub garbage_found: u64,
+    /// Sessions deleted so far.
+    pub deleted: u64,
+    /// Garbage that no longer matched the rule at delete time, so far.
+    pub skipped_refreshed: u64,
+    /// Scan pages finished so far.
+    pub pages: u64,
+    /// Requests sent again so far.
+    pub retries: u64,
+    /// Time since the invocation started (serialized as `elapsed_ms`).
+    #[serde(rename = "elapsed_ms", serialize_with = "as_millis")]
+    pub elapsed: Duration,
+    /// Segments of the pass.
+    pub segments: u32,
+    /// Segments of the pass finished so far, this invocation and earlier ones.
+    pub segments_done: u32,
+    /// Whether this is a dry run.
+    pub dry_run: bool,
+}
+
+type ProgressHook = Arc<dyn Fn(&GcProgress) + Send + Sync>;
 
 /// A page of garbage as the test hook sees it, between the scan and the deletes (see
 /// `GarbageCollector::on_page_scanned`, `testing` feature).
@@ -217,6 +257,9 @@ pub struct GarbageCollector {
     pub(super) concurrency: usize,
     pub(super) rate_limit: Option<NonZeroU32>,
     pub(super) max_retries: usize,
+    pub(super) dry_run: bool,
+    pub(super) on_progress: Option<ProgressHook>,
+    pub(super) stop_flag: Option<Arc<AtomicBool>>,
     #[cfg(feature = "testing")]
     pub(super) on_page_scanned: Option<PageHook>,
 }
@@ -233,6 +276,9 @@ impl fmt::Debug for GarbageCollector {
             .field("concurrency", &self.concurrency)
             .field("rate_limit", &self.rate_limit)
             .field("max_retries", &self.max_retries)
+            .field("dry_run", &self.dry_run)
+            .field("on_progress", &self.on_progress.is_some())
+            .field("stop_flag", &self.stop_flag.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -281,6 +327,9 @@ impl GarbageCollector {
             concurrency: DEFAULT_CONCURRENCY,
             rate_limit: None,
             max_retries: DEFAULT_MAX_RETRIES,
+            dry_run: false,
+            on_progress: None,
+            stop_flag: None,
             #[cfg(feature = "testing")]
             on_page_scanned: None,
         })
@@ -315,6 +364,84 @@ impl GarbageCollector {
     /// Most retries of one request after throttling or a transient failure.
     pub fn with_max_retries(mut self, retries: usize) -> Self {
         self.max_retries = retries;
+        self
+    }
+
+    /// A dry run: a fresh full pass that deletes nothing and neither reads nor writes the
+    /// checkpoint (a pass another invocation left is neither resumed nor disturbed). It scans
+    /// with the same filter as a real run, so [`GcReport::garbage_found`] is what a real run
+    /// starting at the same instant would try to delete; `deleted` and `skipped_refreshed`
+    /// stay 0 and [`GcReport::dry_run`] is set.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use dynamodb_session_store::{Config, GarbageCollector};
+    ///
+    /// # async fn demo(client: aws_sdk_dynamodb::Client) -> Result<(), dynamodb_session_store::Error> {
+    /// let collector = GarbageCollector::new(client, &Config::from_env()?)?.with_dry_run(true);
+    /// let report = collector.collect_all().await?;
+    /// println!("{} sessions would be deleted", report.garbage_found);
+    /// assert_eq!(report.deleted, 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn with_dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+
+    /// Calls `hook` after each finished page with the invocation's running counts (a progress
+    /// bar, a log line). Calls never overlap and their counts never go backwards; keep the
+    /// hook quick, because the segments wait for it.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use dynamodb_session_store::{Config, GarbageCollector};
+    ///
+    /// # async fn demo(client: aws_sdk_dynamodb::Client) -> Result<(), dynamodb_session_store::Error> {
+    /// let collector = GarbageCollector::new(client, &Config::from_env()?)?.on_progress(|p| {
+    ///     eprintln!("scanned {}, deleted {}", p.scanned, p.deleted);
+    /// });
+    /// collector.collect_all().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn on_progress<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&GcProgress) + Send + Sync + 'static,
+    {
+        self.on_progress = Some(Arc::new(hook));
+        self
+    }
+
+    /// Stops cleanly once `stop` is set (by a Ctrl-C handler, say): no segment starts another
+    /// page, the pages already running finish, and the progress is saved in the checkpoint
+    /// as when a deadline comes, so the invocation ends with [`PassStatus::Continuing`] and
+    /// the next one resumes. Set before the run starts, it reads no page at all.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use dynamodb_session_store::{Config, GarbageCollector};
+    ///
+    /// # async fn demo(client: aws_sdk_dynamodb::Client) -> Result<(), dynamodb_session_store::Error> {
+    /// let stop = Arc::new(AtomicBool::new(false));
+    /// let collector =
+    ///     GarbageCollector::new(client, &Config::from_env()?)?.with_stop_flag(stop.clone());
+    /// // Elsewhere, a Ctrl-C handler (sessionctl's uses tokio::signal::ctrl_c):
+    /// let stopper = tokio::spawn(async move {
+    ///     tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    ///     stop.store(true, Ordering::Relaxed);
+    /// });
+    /// let report = collector.collect_all().await?;
+    /// println!("{:?}", report.status); // Continuing if it was stopped
+    /// # stopper.abort();
+    /// # Ok(()) }
+    /// ```
+    pub fn with_stop_flag(mut self, stop: Arc<AtomicBool>) -> Self {
+        self.stop_flag = Some(stop);
         self
     }
 
@@ -560,6 +687,210 @@ mod tests {
         let report = collector.collect_all().await.unwrap();
         assert_eq!(report.status, PassStatus::Complete);
         assert_eq!((from_the_start.num_calls(), cleared.num_calls()), (1, 1));
+    }
+
+    fn garbage_item(key: &str) -> Item {
+        HashMap::from([("session_id".to_owned(), AttributeValue::S(key.into()))])
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_counts_the_garbage_and_writes_nothing() {
+        // A pass in progress that the dry run must neither read nor disturb.
+        let saved = mock!(Client::get_item).then_output(|| GetItemOutput::builder().build());
+        let filtered = mock!(Client::scan)
+            .match_requests(|r| {
+                r.filter_expression()
+                    .is_some_and(|f| f.contains("#expire <= :now"))
+                    && r.exclusive_start_key().is_none()
+            })
+            .then_output(|| {
+                ScanOutput::builder()
+                    .items(garbage_item("dead-1"))
+                    .items(garbage_item("dead-2"))
+                    .scanned_count(5)
+                    .count(2)
+                    .build()
+            });
+        let deleted =
+            mock!(Client::delete_item).then_output(|| DeleteItemOutput::builder().build());
+        let saved_checkpoint = mock!(Client::put_item).then_output(|| {
+            aws_sdk_dynamodb::operation::put_item::PutItemOutput::builder().build()
+        });
+        let client = mock_client!(
+            aws_sdk_dynamodb,
+            RuleMode::MatchAny,
+            [&saved, &filtered, &deleted, &saved_checkpoint]
+        );
+        let collector =
+            GarbageCollector::new(client, &config(|c| c.max_stale(Duration::from_secs(60))))
+                .unwrap()
+                .with_segments(1)
+                .with_dry_run(true);
+
+        let report = collector.collect_all().await.unwrap();
+        assert_eq!(report.status, PassStatus::Complete);
+        assert!(report.dry_run);
+        assert_eq!(
+            (
+                report.scanned,
+                report.garbage_found,
+                report.deleted,
+                report.skipped_refreshed
+            ),
+            (5, 2, 0, 0)
+        );
+        assert_eq!(filtered.num_calls(), 1);
+        assert_eq!(
+            (
+                saved.num_calls(),
+                deleted.num_calls(),
+                saved_checkpoint.num_calls()
+            ),
+            (0, 0, 0),
+            "a dry run neither reads the checkpoint, nor deletes, nor saves"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_progress_hook_sees_every_page_with_growing_counts() {
+        let no_checkpoint =
+            mock!(Client::get_item).then_output(|| GetItemOutput::builder().build());
+        let first = mock!(Client::scan)
+            .match_requests(|r| r.exclusive_start_key().is_none())
+            .then_output(|| {
+                ScanOutput::builder()
+                    .items(garbage_item("dead-1"))
+                    .scanned_count(3)
+                    .set_last_evaluated_key(Some(resume_key()))
+                    .build()
+            });
+        let second = mock!(Client::scan)
+            .match_requests(|r| r.exclusive_start_key() == Some(&resume_key()))
+            .then_output(|| {
+                ScanOutput::builder()
+                    .items(garbage_item("dead-2"))
+                    .items(garbage_item("dead-3"))
+                    .scanned_count(4)
+                    .build()
+            });
+        let deleted =
+            mock!(Client::delete_item).then_output(|| DeleteItemOutput::builder().build());
+        let client = mock_client!(
+            aws_sdk_dynamodb,
+            RuleMode::MatchAny,
+            [&no_checkpoint, &first, &second, &deleted]
+        );
+        let seen = Arc::new(std::sync::Mutex::new(Vec::<GcProgress>::new()));
+        let hook_seen = seen.clone();
+        let collector =
+            GarbageCollector::new(client, &config(|c| c.max_stale(Duration::from_secs(60))))
+                .unwrap()
+                .with_segments(1)
+                .on_progress(move |p| hook_seen.lock().unwrap().push(p.clone()));
+
+        let report = collector.collect_all().await.unwrap();
+        let seen = seen.lock().unwrap().clone();
+        let counts = |p: &GcProgress| {
+            (
+                p.pages,
+                p.scanned,
+                p.garbage_found,
+                p.deleted,
+                p.segments_done,
+            )
+        };
+        assert_eq!(
+            seen.iter().map(counts).collect::<Vec<_>>(),
+            [(1, 3, 1, 1, 0), (2, 7, 3, 3, 1)]
+        );
+        assert!(seen.iter().all(|p| p.segments == 1 && !p.dry_run));
+        assert!(seen[0].elapsed <= seen[1].elapsed);
+        let last = &seen[1];
+        assert_eq!(
+            (
+                report.pages,
+                report.scanned,
+                report.garbage_found,
+                report.deleted
+            ),
+            (last.pages, last.scanned, last.garbage_found, last.deleted)
+        );
+    }
+
+    #[tokio::test]
+    async fn the_stop_flag_finishes_the_page_and_saves_the_checkpoint() {
+        let no_checkpoint =
+            mock!(Client::get_item).then_output(|| GetItemOutput::builder().build());
+        let first = mock!(Client::scan)
+            .match_requests(|r| r.exclusive_start_key().is_none())
+            .then_output(|| {
+                ScanOutput::builder()
+                    .items(garbage_item("dead-1"))
+                    .scanned_count(1)
+                    .set_last_evaluated_key(Some(resume_key()))
+                    .build()
+            });
+        let never = mock!(Client::scan)
+            .match_requests(|r| r.exclusive_start_key().is_some())
+            .then_output(|| ScanOutput::builder().build());
+        let deleted =
+            mock!(Client::delete_item).then_output(|| DeleteItemOutput::builder().build());
+        // The checkpoint saved: segment 0 resumes after the first page's last key.
+        let saved = mock!(Client::put_item)
+            .match_requests(|r| {
+                let item = r.item().cloned().unwrap_or_default();
+                Checkpoint::from_item(&item, 1)
+                    .is_ok_and(|c| c.segments == [SegmentProgress::Pending(Some(resume_key()))])
+            })
+            .then_output(|| {
+                aws_sdk_dynamodb::operation::put_item::PutItemOutput::builder().build()
+            });
+        let client = mock_client!(
+            aws_sdk_dynamodb,
+            RuleMode::MatchAny,
+            [&no_checkpoint, &first, &never, &deleted, &saved]
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_after_first_page = stop.clone();
+        let collector =
+            GarbageCollector::new(client, &config(|c| c.max_stale(Duration::from_secs(60))))
+                .unwrap()
+                .with_segments(1)
+                .with_stop_flag(stop)
+                .on_progress(move |_| {
+                    stop_after_first_page.store(true, std::sync::atomic::Ordering::Relaxed)
+                });
+
+        let report = collector.collect_all().await.unwrap();
+        assert_eq!(report.status, PassStatus::Continuing);
+        assert_eq!(
+            (report.pages, report.deleted, report.segments_done),
+            (1, 1, 0)
+        );
+        assert_eq!(
+            (first.num_calls(), never.num_calls(), saved.num_calls()),
+            (1, 0, 1)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stop_flag_set_before_the_run_reads_no_page() {
+        let no_checkpoint =
+            mock!(Client::get_item).then_output(|| GetItemOutput::builder().build());
+        let scan = mock!(Client::scan).then_output(|| ScanOutput::builder().build());
+        let client = mock_client!(
+            aws_sdk_dynamodb,
+            RuleMode::MatchAny,
+            [&no_checkpoint, &scan]
+        );
+        let collector =
+            GarbageCollector::new(client, &config(|c| c.max_stale(Duration::from_secs(60))))
+                .unwrap()
+                .with_stop_flag(Arc::new(AtomicBool::new(true)));
+
+        let report = collector.collect_all().await.unwrap();
+        assert_eq!(report.status, PassStatus::Continuing);
+        assert_eq!((report.pages, scan.num_calls()), (0, 0));
     }
 
     #[tokio::test]

@@ -2,6 +2,7 @@
 //! conditionally, until the pass is done or the deadline nears.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -12,7 +13,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 #[cfg(feature = "testing")]
 use super::ScannedPage;
 use super::checkpoint::{Checkpoint, SegmentProgress};
-use super::{CHECKPOINT_INTERVAL, GarbageCollector, GcReport, PassStatus};
+use super::{CHECKPOINT_INTERVAL, GarbageCollector, GcProgress, GcReport, PassStatus};
 use crate::attributes::{CREATED_AT, EXPIRE_AT, MAX_STALE, UPDATED_AT};
 use crate::error::{Error, Result};
 use crate::expression::Expression;
@@ -40,7 +41,12 @@ impl GarbageCollector {
             None => (None, None),
         };
         let counts = Counts::default();
-        let checkpoint = self.starting_point(&counts, deadline, now).await?;
+        // A dry run neither resumes nor disturbs a pass in progress.
+        let checkpoint = if self.dry_run {
+            Checkpoint::fresh(self.segments, now, 0)
+        } else {
+            self.starting_point(&counts, deadline, now).await?
+        };
         let pending: Vec<(u32, Option<Item>)> = checkpoint
             .segments
             .iter()
@@ -56,6 +62,8 @@ impl GarbageCollector {
             work_until,
             hard_stop,
             stop: AtomicBool::new(false),
+            stop_flag: self.stop_flag.clone(),
+            started,
             superseded: AtomicBool::new(false),
             slowest_page_micros: AtomicU64::new(0),
             counts,
@@ -91,7 +99,14 @@ impl GarbageCollector {
             ..
         } = run;
         let mut progress = progress.into_inner();
-        let status = if superseded.into_inner() {
+        let status = if self.dry_run {
+            // Nothing to save or clear: a dry run never touches the checkpoint.
+            if failure.is_none() && progress.checkpoint.is_complete() {
+                PassStatus::Complete
+            } else {
+                PassStatus::Continuing
+            }
+        } else if superseded.into_inner() {
             PassStatus::Superseded
         } else if failure.is_some() {
             // Keep what was done; the failure itself is what gets reported.
@@ -111,7 +126,12 @@ impl GarbageCollector {
             PassStatus::Continuing
         };
 
-        let report = counts.report(status, &progress.checkpoint, started.elapsed());
+        let report = counts.report(
+            status,
+            &progress.checkpoint,
+            started.elapsed(),
+            self.dry_run,
+        );
         match failure {
             Some(e) => {
                 tracing::warn!(error = %e, report = ?report, "garbage collection failed");
@@ -130,6 +150,7 @@ impl GarbageCollector {
                     segments = report.segments,
                     segments_done = report.segments_done,
                     pass_started_at = report.pass_started_at,
+                    dry_run = report.dry_run,
                     "garbage collection finished"
                 );
                 Ok(report)
@@ -199,6 +220,10 @@ impl GarbageCollector {
         #[cfg(not(feature = "testing"))]
         let _ = start;
 
+        if self.dry_run {
+            // Counted as garbage found; nothing is deleted.
+            return Ok(PageEnd::Finished(page.last_evaluated_key));
+        }
         let interrupted = AtomicBool::new(false);
         stream::iter(garbage.into_iter().map(Ok))
             .try_for_each_concurrent(self.concurrency, |item| async {
@@ -294,8 +319,8 @@ impl GarbageCollector {
         Ok(true)
     }
 
-    /// Notes a finished page of `segment`, and saves the checkpoint when the last save is
-    /// older than [`CHECKPOINT_INTERVAL`].
+    /// Notes a finished page of `segment`, saves the checkpoint when the last save is older
+    /// than [`CHECKPOINT_INTERVAL`] (never in a dry run), and calls the progress hook.
     async fn record_progress(&self, run: &Run, segment: u32, next: Option<Item>) -> Result<()> {
         let mut progress = run.progress.lock().await;
         progress.checkpoint.segments[segment as usize] = match next {
@@ -303,7 +328,16 @@ impl GarbageCollector {
             None => SegmentProgress::Done,
         };
         progress.dirty = true;
-        if progress.saved_at.elapsed() >= CHECKPOINT_INTERVAL && !progress.checkpoint.is_complete()
+        if let Some(hook) = &self.on_progress {
+            // Under the lock: calls never overlap, and their counts never go backwards.
+            hook(
+                &run.counts
+                    .progress(run.started.elapsed(), &progress.checkpoint, self.dry_run),
+            );
+        }
+        if !self.dry_run
+            && progress.saved_at.elapsed() >= CHECKPOINT_INTERVAL
+            && !progress.checkpoint.is_complete()
         {
             let status = self
                 .save_checkpoint(&run.counts, run.deadline, &mut progress)
@@ -375,6 +409,10 @@ pub(super) struct Run {
     pub(super) hard_stop: Option<Instant>,
     /// Set when a segment failed or the deadline struck: no new page starts.
     pub(super) stop: AtomicBool,
+    /// Set from outside (`GarbageCollector::with_stop_flag`): no new page starts.
+    pub(super) stop_flag: Option<Arc<AtomicBool>>,
+    /// When the invocation started.
+    pub(super) started: Instant,
     pub(super) superseded: AtomicBool,
     pub(super) slowest_page_micros: AtomicU64,
     pub(super) counts: Counts,
@@ -384,10 +422,20 @@ pub(super) struct Run {
 }
 
 impl Run {
-    /// Whether a segment may read another page: nothing asked to stop, and the slowest page
-    /// so far would still end before the work deadline.
+    /// Whether a segment may read another page: nothing asked to stop (a failure, the
+    /// deadline, the stop flag), and the slowest page so far would still end before the work
+    /// deadline.
     pub(super) fn may_start_page(&self) -> bool {
         if self.stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        if self
+            .stop_flag
+            .as_ref()
+            .is_some_and(|flag| flag.load(Ordering::Relaxed))
+        {
+            tracing::info!("asked to stop; the pages in progress finish and progress is kept");
+            self.stop.store(true, Ordering::Relaxed);
             return false;
         }
         let Some(until) = self.work_until else {
@@ -430,11 +478,34 @@ impl Counts {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// The running counts, for the progress hook.
+    pub(super) fn progress(
+        &self,
+        elapsed: Duration,
+        checkpoint: &Checkpoint,
+        dry_run: bool,
+    ) -> GcProgress {
+        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        GcProgress {
+            scanned: read(&self.scanned),
+            garbage_found: read(&self.garbage_found),
+            deleted: read(&self.deleted),
+            skipped_refreshed: read(&self.skipped_refreshed),
+            pages: read(&self.pages),
+            retries: read(&self.retries),
+            elapsed,
+            segments: checkpoint.segments.len() as u32,
+            segments_done: checkpoint.segments_done(),
+            dry_run,
+        }
+    }
+
     pub(super) fn report(
         self,
         status: PassStatus,
         checkpoint: &Checkpoint,
         duration: Duration,
+        dry_run: bool,
     ) -> GcReport {
         GcReport {
             status,
@@ -448,6 +519,7 @@ impl Counts {
             segments: checkpoint.segments.len() as u32,
             segments_done: checkpoint.segments_done(),
             pass_started_at: checkpoint.pass_started_at,
+            dry_run,
         }
     }
 }

@@ -117,6 +117,16 @@ fn sealing(c: &mut Criterion) {
             b.iter(|| store.open_data(&id, black_box(&sealed)).unwrap())
         });
     }
+    // What compression costs: the 64 KB session never compressed.
+    let data = typical_session(64 * 1024);
+    let (store, id) = memory_store(|c| c.compress_above(None));
+    let sealed = store.seal_data(&id, &data, None).unwrap();
+    c.bench_function("seal/64 KB, never compressed", |b| {
+        b.iter(|| store.seal_data(&id, black_box(&data), None).unwrap())
+    });
+    c.bench_function("open/64 KB, never compressed", |b| {
+        b.iter(|| store.open_data(&id, black_box(&sealed)).unwrap())
+    });
 }
 
 fn store(client: Client) -> SessionStore {

@@ -8,7 +8,7 @@
 //! | [`UPDATED_AT`] | N | Unix seconds of the last write |
 //! | [`EXPIRE_AT`] | N | Unix seconds after which the session is dead: the TTL attribute |
 //! | [`VERSION`] | N | bumped by every data write; guards renewals and optimistic saves |
-//! | [`MAX_STALE`] | N | this session's own idle limit in seconds ("remember me"), if set |
+//! | [`MAX_STALE`] | N | this session's own `max_stale` in seconds ("remember me"), if set |
 //! | [`USER_HASH`] | S | keyed hash of the user the session is bound to (never the user id); the key of the [`USER_INDEX`] |
 //! | [`LOCKED_AT`] / [`LOCK_OWNER`] | N / S | pessimistic locking, while a request holds the lock |
 
@@ -22,7 +22,7 @@ pub const UPDATED_AT: &str = "updated_at";
 pub const EXPIRE_AT: &str = "expire_at";
 /// A counter every data write increments.
 pub const VERSION: &str = "version";
-/// The session's own idle limit, in seconds, when it has one.
+/// The session's own `max_stale`, in seconds, when it has one.
 pub const MAX_STALE: &str = "max_stale";
 /// The keyed hash of the user a session is bound to.
 pub const USER_HASH: &str = "user_hash";

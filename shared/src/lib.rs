@@ -67,8 +67,8 @@ pub use serializer::{JsonSerializer, SessionData, SessionSerializer};
 pub use service::{DEFAULT_DEADLINE_MARGIN, RequestSessionExt, SessionLayer, SessionService};
 pub use session::Session;
 pub use store::{
-    Changes, Guard, Locked, MAX_ITEM_BYTES, MemoryStore, Replaced, SessionBackend, SessionRecord,
-    SessionStore, StoredItem, StoredLock, UserSession, UserSessionPage, Written,
+    Changes, EndedBy, Guard, Locked, MAX_ITEM_BYTES, MemoryStore, Replaced, SessionBackend,
+    SessionRecord, SessionStore, StoredItem, StoredLock, UserSession, UserSessionPage, Written,
 };
 pub use table::{Creation, Deletion, ExistingTable, SessionTable};
 

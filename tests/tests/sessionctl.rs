@@ -517,7 +517,7 @@ async fn stats_counts_and_histograms_match_the_table() {
     let store = table.store(|c| c);
     let t = now();
     // Live: one fresh and bound to a user, one locked a moment ago, one created two days ago
-    // and written a minute ago, one with its own long idle limit (idle 3 h).
+    // and written a minute ago, one with its own long `max_stale` (idle 3 h).
     let (ann, _) = create(&table, &store, json!({ "who": "ann" })).await;
     bind(&store, &ann, "ann").await;
     let (_, locked) = create(&table, &store, json!({})).await;

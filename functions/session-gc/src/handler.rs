@@ -272,7 +272,7 @@ mod tests {
         let by_default = from_env(&[("AWS_DYNAMO_DB_SESSION_TABLE_NAME", "my-sessions")]);
         assert!(
             by_default.is_ok(),
-            "the default idle limit gives the collector a rule"
+            "the default `max_stale` gives the collector a rule"
         );
     }
 

@@ -18,7 +18,7 @@ fn now() -> Duration {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap()
 }
 
-/// A table with one session idle for an hour (garbage under a 10-minute idle limit) and
+/// A table with one session idle for an hour (garbage under a 10-minute `max_stale`) and
 /// one fresh session, and a handler for it.
 async fn table_with_garbage(test: &str) -> (TestTable, Handler) {
     let table = TestTable::new(test).await;

@@ -58,7 +58,7 @@ impl ConfigBuilder {
         raise_errors: bool;
         /// Absolute session lifetime (a `Duration`, or [`Lifetime::Unlimited`]).
         max_age: Lifetime;
-        /// The idle limit (a `Duration`, or [`Lifetime::Unlimited`]); default one day.
+        /// `max_stale` (a `Duration`, or [`Lifetime::Unlimited`]); default one day.
         max_stale: Lifetime;
         /// The gem's switch for pessimistic locking: `true` = [`Concurrency::Pessimistic`],
         /// `false` = [`Concurrency::None`]. It and [`concurrency`](Self::concurrency) are one

@@ -39,13 +39,13 @@ pub const LEGACY_ENV_PREFIX: &str = "DYNAMO_DB_SESSION_";
 /// Shortest secret key accepted, in bytes: HMAC-SHA256 wants at least its output size.
 pub const MIN_SECRET_KEY_LEN: usize = 32;
 
-/// The idle limit every session gets unless told otherwise: one day without a write.
+/// The `max_stale` every session gets unless told otherwise: one day without a write.
 ///
 /// Every peer bounds a session's life by default — express-session with connect-dynamodb
 /// keeps an item one day, tower-sessions two weeks, PHP's handler 24 minutes — because a
 /// browser-session cookie dies with the browser while its item would otherwise live for
 /// ever. One day matches connect-dynamodb and the SAM template's `MaxStale`; set
-/// [`Lifetime::Unlimited`] explicitly for sessions without an idle limit.
+/// [`Lifetime::Unlimited`] explicitly for sessions without a `max_stale`.
 pub const DEFAULT_MAX_STALE: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Session data above this many serialized bytes is compressed before it is sealed (see
@@ -135,7 +135,7 @@ impl std::str::FromStr for Concurrency {
 /// let half_hour = Config::builder().max_stale(Duration::from_secs(1800)).build()?;
 /// assert_eq!(half_hour.max_stale, Some(Duration::from_secs(1800)));
 ///
-/// // No idle limit: only an explicit setting gives that.
+/// // No `max_stale`: only an explicit setting gives that.
 /// let unlimited = Config::builder().max_stale(Lifetime::Unlimited).build()?;
 /// assert_eq!(unlimited.max_stale, None);
 /// # Ok::<(), dynamodb_session_store::Error>(())
@@ -233,7 +233,7 @@ pub struct Config {
     pub error_handler: Arc<dyn ErrorHandler>,
     /// Absolute session lifetime, counted from creation. Default none.
     pub max_age: Option<Duration>,
-    /// The idle limit: a session ends this long after its last write (Rack calls it
+    /// `max_stale`: a session ends this long after its last write (Rack calls it
     /// `expire_after`). Default [`DEFAULT_MAX_STALE`]; `None` only when set to
     /// [`Lifetime::Unlimited`].
     pub max_stale: Option<Duration>,
@@ -251,7 +251,7 @@ pub struct Config {
     /// The YAML file the configuration was read from, if any.
     pub config_file: Option<PathBuf>,
     /// An unchanged session is written again (to push its expiry forward) only when its last
-    /// write is older than this. Default 60 s; capped at a tenth of the idle limit.
+    /// write is older than this. Default 60 s; capped at a tenth of `max_stale`.
     pub touch_after: Duration,
     /// Seal each session's `data` (AES-256-GCM-SIV, keyed from the session id, bound to
     /// the item's key) so that only a request carrying the cookie can read it: neither a

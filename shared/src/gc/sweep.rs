@@ -368,7 +368,7 @@ pub(super) fn garbage_rule(
         );
     }
     if let Some(limit) = max_stale {
-        // A session with an idle limit of its own ("remember me") is judged by its expire_at.
+        // A session with its own `max_stale` ("remember me") is judged by its expire_at.
         clauses.push(
             "(#updated < :updated_before AND attribute_not_exists(#session_max_stale))".to_owned(),
         );

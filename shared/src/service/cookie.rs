@@ -49,7 +49,7 @@ pub(crate) enum CookieUpdate {
         /// The id is new to the client (new or renewed session): the cookie must be sent.
         /// Otherwise it only needs re-sending when it carries a lifetime that moved.
         new_id: bool,
-        /// The session has its own idle limit ("remember me"): its cookie is persistent.
+        /// The session has its own `max_stale` ("remember me"): its cookie is persistent.
         own_lifetime: bool,
     },
     /// The session is gone: expire the client's cookie.

@@ -44,7 +44,7 @@ pub const DEFAULT_DEADLINE_MARGIN: Duration = Duration::from_secs(1);
 /// Defaults: cookie `session`, `Path=/`, `Secure`, `HttpOnly`, `SameSite=Lax`, no `Domain`,
 /// a browser-session cookie (no `Max-Age`) unless [`with_persistent_cookie`](Self::with_persistent_cookie)
 /// or [`with_expire_after`](Self::with_expire_after). The session itself always ends
-/// server-side after its idle limit (`max_stale`, a day by default).
+/// server-side after its `max_stale` (a day by default).
 ///
 /// The wrapped service's response body type `B` must implement `From<String>`: the layer's
 /// own error answers (503, 409, 413, 500) are small JSON bodies of that type. Every body type
@@ -125,7 +125,7 @@ impl SessionLayer {
         self.with_cookie(|c| c.same_site = same_site)
     }
 
-    /// The idle limit: a session ends this long after its last write (server-side,
+    /// `max_stale`: a session ends this long after its last write (server-side,
     /// overriding the configuration's `max_stale`).
     pub fn with_max_stale(mut self, idle: Duration) -> Self {
         self.store = self.store.with_lifetimes(None, Some(idle));
@@ -140,7 +140,7 @@ impl SessionLayer {
     }
 
     /// Persistent cookies: every cookie carries `Max-Age` until its session's expiry (the
-    /// earlier of the idle limit and `max_age`), re-sent whenever the expiry moves. Off by
+    /// earlier of `max_stale` and `max_age`), re-sent whenever the expiry moves. Off by
     /// default: the cookie dies with the browser, the session at its limit.
     ///
     /// # Examples

@@ -117,7 +117,7 @@ pub(crate) struct State {
     pub(crate) changed: bool,
     pub(crate) renew: bool,
     pub(crate) destroy: bool,
-    /// A new per-session idle limit (`Some(None)`: back to the configured one).
+    /// A new per-session `max_stale` (`Some(None)`: back to the configured one).
     pub(crate) max_stale: Option<Option<Duration>>,
     /// A new user binding (`Some(None)`: unbound).
     pub(crate) user: Option<Option<String>>,
@@ -321,7 +321,7 @@ impl Session {
         Ok(())
     }
 
-    /// Gives this session its own idle limit — "remember me": the session lives until it has
+    /// Gives this session its own `max_stale` — "remember me": the session lives until it has
     /// been unused for `max_stale` (still within `max_age`), its item's `expire_at` follows,
     /// and its cookie becomes persistent (`Max-Age`) for this session only. `None` returns it
     /// to the configured limit.

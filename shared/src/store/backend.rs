@@ -24,7 +24,7 @@ pub struct StoredItem {
     pub expire_at: Option<i64>,
     /// Bumped by every data write; `None` on items written before versions existed.
     pub version: Option<u64>,
-    /// The session's own idle limit in seconds, when it has one ("remember me").
+    /// The session's own `max_stale` in seconds, when it has one ("remember me").
     pub max_stale: Option<u64>,
     /// The keyed hash of the user the session is bound to: the user index's key.
     pub user_hash: Option<String>,
@@ -62,7 +62,7 @@ pub struct Changes {
     pub updated_at: Option<i64>,
     /// New expiry: `Some(None)` removes it.
     pub expire_at: Option<Option<i64>>,
-    /// New per-session idle limit in seconds: `Some(None)` removes it.
+    /// New per-session `max_stale` in seconds: `Some(None)` removes it.
     pub max_stale: Option<Option<u64>>,
     /// New user index value: `Some(None)` removes it.
     pub user_hash: Option<Option<String>>,

@@ -1,7 +1,7 @@
 //! The session store: what to write for each session operation, on any [`SessionBackend`].
 //!
-//! `expire_at` is the earlier of `updated_at` + the idle limit (the session's own, or
-//! `max_stale`) and `created_at + max_age`; only with both limits explicitly unlimited is it
+//! `expire_at` is the earlier of `updated_at` + `max_stale` (the session's own, or the
+//! configured one) and `created_at + max_age`; only with both limits explicitly unlimited is it
 //! absent. Every write honours the [`Concurrency`] mode (see [`SessionRecord`]'s guards): a
 //! write whose condition no longer holds fails with a typed error and writes nothing.
 
@@ -35,7 +35,7 @@ use self::dynamodb::DynamoDbBackend;
 pub(crate) use self::dynamodb::number;
 pub use self::memory::MemoryStore;
 use self::payload::{Codec, Framed};
-pub use self::record::SessionRecord;
+pub use self::record::{EndedBy, SessionRecord};
 use self::record::{refusal, secs};
 pub use self::users::{UserSession, UserSessionPage};
 
@@ -394,11 +394,11 @@ impl SessionStore {
     }
 
     /// Whether an unchanged session last written at `updated_at` is due for a touch: only
-    /// when an idle limit exists, after `touch_after` — capped at a tenth of the idle limit so
+    /// when a `max_stale` applies, after `touch_after` — capped at a tenth of `max_stale` so
     /// the expiry is never more than 10 % early.
     pub(crate) fn touch_due(&self, record: &SessionRecord) -> bool {
         let config = &self.inner.config;
-        let Some(idle) = record.idle_limit(config) else {
+        let Some(idle) = record.max_stale_in_force(config) else {
             return false;
         };
         let interval = config.touch_after.min(idle / 10);
@@ -802,11 +802,11 @@ impl SessionStore {
         }
     }
 
-    /// The earlier of last activity + idle limit and creation + absolute limit.
+    /// The earlier of last activity + `max_stale` and creation + absolute limit.
     fn expire_at(&self, record: &SessionRecord, now: i64) -> Option<i64> {
         let config = &self.inner.config;
         let idle = record
-            .idle_limit(config)
+            .max_stale_in_force(config)
             .map(|d| now.saturating_add(secs(d)));
         let absolute = config
             .max_age

@@ -26,7 +26,7 @@ pub struct SessionRecord {
     /// The version read: every data write bumps it, and renewals (in every mode) and
     /// optimistic saves are conditional on it.
     pub version: Option<u64>,
-    /// This session's own idle limit ("remember me"), overriding the configured `max_stale`.
+    /// This session's own `max_stale` ("remember me"), overriding the configured `max_stale`.
     pub max_stale: Option<Duration>,
     /// The user the session is bound to (kept sealed in `data`; the table holds only a keyed
     /// hash of it).
@@ -59,25 +59,22 @@ impl SessionRecord {
         }
     }
 
-    /// The idle limit that applies to this session.
-    pub(super) fn idle_limit(&self, config: &Config) -> Option<Duration> {
+    /// The `max_stale` that applies to this session: its own, else the configured one.
+    pub(super) fn max_stale_in_force(&self, config: &Config) -> Option<Duration> {
         self.max_stale.or(config.max_stale)
     }
 
     /// Whether the session is dead at `now` (Unix seconds) under its own `expire_at` or the
     /// store's current limits (which may have been tightened since it was written).
     pub(super) fn is_expired(&self, config: &Config, now: i64) -> bool {
-        let past = |deadline: Option<i64>| deadline.is_some_and(|t| t <= now);
-        past(self.expire_at)
-            || past(
-                config
-                    .max_age
-                    .map(|d| self.created_at.saturating_add(secs(d))),
-            )
-            || past(
-                self.idle_limit(config)
-                    .map(|d| self.updated_at.saturating_add(secs(d))),
-            )
+        ends_at(
+            self.created_at,
+            self.updated_at,
+            self.expire_at,
+            self.max_stale,
+            config,
+        )
+        .is_some_and(|(at, _)| at <= now)
     }
 
     /// What a save (or a touch) requires: our lock; under optimistic concurrency the
@@ -107,6 +104,85 @@ impl SessionRecord {
     }
 }
 
+/// Which limit ends a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndedBy {
+    /// Its `expire_at`, as written.
+    ExpireAt,
+    /// `created_at` + the configured `max_age`.
+    MaxAge,
+    /// `updated_at` + `max_stale`: the session's own, else the configured one.
+    MaxStale,
+}
+
+/// The store's lifetime rule, the one place it is written: a session ends at the earliest of
+/// its `expire_at`, `created_at + max_age` and `updated_at + max_stale` (its own, else the
+/// configured one) — the configured limits as they are now, which may be tighter than when it
+/// was written. `None` without any limit.
+fn ends_at(
+    created_at: i64,
+    updated_at: i64,
+    expire_at: Option<i64>,
+    own_max_stale: Option<Duration>,
+    config: &Config,
+) -> Option<(i64, EndedBy)> {
+    let after = |from: i64, limit: Option<Duration>| limit.map(|d| from.saturating_add(secs(d)));
+    [
+        (expire_at, EndedBy::ExpireAt),
+        (after(created_at, config.max_age), EndedBy::MaxAge),
+        (
+            after(updated_at, own_max_stale.or(config.max_stale)),
+            EndedBy::MaxStale,
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(at, by)| at.map(|at| (at, by)))
+    .min_by_key(|(at, _)| *at)
+}
+
+impl StoredItem {
+    /// When this session ends by the store's rule, and which limit ends it: the earliest of
+    /// its `expire_at`, `created_at + max_age` and `updated_at + max_stale` (its own, else
+    /// `config`'s). `None` without any limit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use dynamodb_session_store::{Config, EndedBy, StoredItem};
+    ///
+    /// let config = Config::builder().max_stale(Duration::from_secs(600)).build()?;
+    /// let item = StoredItem { created_at: 1_000, updated_at: 1_500, ..StoredItem::default() };
+    /// assert_eq!(item.ends_at(&config), Some((2_100, EndedBy::MaxStale)));
+    /// assert!(item.is_expired(&config, 2_100) && !item.is_expired(&config, 2_099));
+    /// # Ok::<(), dynamodb_session_store::Error>(())
+    /// ```
+    pub fn ends_at(&self, config: &Config) -> Option<(i64, EndedBy)> {
+        ends_at(
+            self.created_at,
+            self.updated_at,
+            self.expire_at,
+            self.max_stale.map(Duration::from_secs),
+            config,
+        )
+    }
+
+    /// Whether this session is dead at `now` (Unix seconds): what
+    /// [`SessionStore::load`](crate::SessionStore::load) treats as absent.
+    pub fn is_expired(&self, config: &Config, now: i64) -> bool {
+        self.ends_at(config).is_some_and(|(at, _)| at <= now)
+    }
+
+    /// Whether a lock on this session holds at `now_ms` (Unix milliseconds): taken no longer
+    /// than `lock_expiry_time` ago. An older one may be broken by the next request.
+    pub fn is_locked(&self, config: &Config, now_ms: i64) -> bool {
+        let expiry = i64::try_from(config.lock_expiry_time.as_millis()).unwrap_or(i64::MAX);
+        self.lock
+            .as_ref()
+            .is_some_and(|lock| lock.locked_at_ms >= now_ms.saturating_sub(expiry))
+    }
+}
+
 /// Why a guarded write was refused, from the item as it stands (`None`: absent).
 pub(super) fn refusal(guard: &Guard, current: Option<&StoredItem>) -> Error {
     match (guard, current) {
@@ -131,4 +207,76 @@ impl LockToken {
 
 pub(crate) fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Lifetime;
+    use crate::store::backend::StoredLock;
+
+    fn config(max_age: Option<u64>, max_stale: Option<u64>) -> Config {
+        let lifetime =
+            |l: Option<u64>| l.map_or(Lifetime::Unlimited, |s| Duration::from_secs(s).into());
+        Config::builder()
+            .max_age(lifetime(max_age))
+            .max_stale(lifetime(max_stale))
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_session_ends_at_the_earliest_limit() {
+        let item = StoredItem {
+            created_at: 1000,
+            updated_at: 1500,
+            expire_at: Some(3000),
+            ..StoredItem::default()
+        };
+        let unlimited = config(None, None);
+        assert!(!item.is_expired(&unlimited, 2999));
+        assert!(
+            item.is_expired(&unlimited, 3000),
+            "expire_at itself is dead"
+        );
+        assert!(item.is_expired(&config(Some(500), None), 1500));
+        assert!(!item.is_expired(&config(Some(501), None), 1500));
+        assert!(item.is_expired(&config(None, Some(100)), 1600));
+        // The session's own max_stale wins over the configured one.
+        let remembered = StoredItem {
+            max_stale: Some(10_000),
+            expire_at: None,
+            ..item.clone()
+        };
+        assert!(!remembered.is_expired(&config(None, Some(100)), 1600));
+        assert!(remembered.is_expired(&config(None, Some(100)), 11_500));
+        assert_eq!(
+            item.ends_at(&config(Some(5_000), Some(100))),
+            Some((1600, EndedBy::MaxStale))
+        );
+        assert_eq!(item.ends_at(&unlimited), Some((3000, EndedBy::ExpireAt)));
+        let forever = StoredItem {
+            expire_at: None,
+            ..item
+        };
+        assert_eq!(forever.ends_at(&unlimited), None);
+    }
+
+    #[test]
+    fn a_lock_holds_until_lock_expiry_time() {
+        let config = Config::builder()
+            .lock_expiry_time(Duration::from_millis(500))
+            .build()
+            .unwrap();
+        let locked = StoredItem {
+            lock: Some(StoredLock {
+                owner: "t".into(),
+                locked_at_ms: 10_000,
+            }),
+            ..StoredItem::default()
+        };
+        assert!(locked.is_locked(&config, 10_500));
+        assert!(!locked.is_locked(&config, 10_501));
+        assert!(!StoredItem::default().is_locked(&config, 0));
+    }
 }

@@ -14,7 +14,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::backend::{Guard, StoredItem, Written};
-use super::record::SessionRecord;
 use super::{SessionStore, now};
 use crate::config::Concurrency;
 use crate::error::{Error, Result};
@@ -248,20 +247,7 @@ impl SessionStore {
     }
 
     fn is_live(&self, item: &StoredItem, hash: &str, now: i64) -> bool {
-        if item.user_hash.as_deref() != Some(hash) {
-            return false;
-        }
-        let record = SessionRecord {
-            data: Default::default(),
-            created_at: item.created_at,
-            updated_at: item.updated_at,
-            expire_at: item.expire_at,
-            version: item.version,
-            max_stale: item.max_stale.map(std::time::Duration::from_secs),
-            user: None,
-            lock: None,
-        };
-        !record.is_expired(&self.inner.config, now)
+        item.user_hash.as_deref() == Some(hash) && !item.is_expired(&self.inner.config, now)
     }
 
     /// Deletes one session under the concurrency mode. Returns whether it was there.

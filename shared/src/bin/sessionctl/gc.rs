@@ -16,7 +16,7 @@ use crate::progress::GcView;
 /// Delete dead sessions: one full pass of the library's garbage collector
 ///
 /// A session is dead when its expire_at has passed, or it is older than --max-age, or it was
-/// not written for --max-stale (sessions with their own idle limit are judged by their
+/// not written for --max-stale (sessions with their own `max_stale` are judged by their
 /// expire_at). Each is deleted with a conditional DeleteItem, so a session refreshed since
 /// the scan survives ("skipped as refreshed").
 ///

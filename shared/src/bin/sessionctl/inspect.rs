@@ -2,12 +2,11 @@
 
 use std::time::Duration;
 
-use dynamodb_session_store::{SessionStore, StoredItem};
+use dynamodb_session_store::{EndedBy, SessionStore, StoredItem};
 use serde_json::json;
 
 use crate::context::{Context, Lifetimes, cookie_value};
 use crate::output::{Failure, limit, now, now_ms, relative, span, timestamp};
-use crate::rule::{Times, lock_holds};
 
 /// Verify a cookie and show its session: times, expiry, lock, user and data
 ///
@@ -39,21 +38,12 @@ pub async fn run(context: &Context, args: Args) -> Result<(), Failure> {
     let (data, user) = store.open_data(&id, &item.data)?;
     let config = store.config();
     let (now, now_ms) = (now(), now_ms());
-    let times = Times {
-        created_at: item.created_at,
-        updated_at: item.updated_at,
-        expire_at: item.expire_at,
-        max_stale: item.max_stale,
-    };
-    let expired = times.is_expired(config, now);
-    let ends = times.ends_at(config);
+    let expired = item.is_expired(config, now);
+    let ends = item.ends_at(config).map(|(at, by)| (at, ended_by(by)));
     let previous = id.signed_with_previous_key();
     let handle = store.session_handle(&id);
-    let idle_limit = times.idle_limit(config);
-    let lock_holds = item
-        .lock
-        .as_ref()
-        .map(|lock| lock_holds(lock.locked_at_ms, config, now_ms));
+    let max_stale = item.max_stale.map(Duration::from_secs).or(config.max_stale);
+    let lock_holds = item.lock.as_ref().map(|_| item.is_locked(config, now_ms));
 
     context.output.result(
         || {
@@ -99,10 +89,10 @@ pub async fn run(context: &Context, args: Args) -> Result<(), Failure> {
                 ),
             );
             row(
-                "idle limit",
+                "max_stale",
                 match item.max_stale {
                     Some(own) => format!("{} (the session's own)", span(own)),
-                    None => format!("{} (configured)", limit(idle_limit)),
+                    None => format!("{} (configured)", limit(max_stale)),
                 },
             );
             row("max age", limit(config.max_age));
@@ -129,7 +119,7 @@ pub async fn run(context: &Context, args: Args) -> Result<(), Failure> {
                 "updated_at": item.updated_at,
                 "expire_at": item.expire_at,
                 "ends_at": ends.map(|(t, _)| t),
-                "idle_limit_secs": idle_limit.map(|d| d.as_secs()),
+                "max_stale_secs": max_stale.map(|d| d.as_secs()),
                 "own_max_stale_secs": item.max_stale,
                 "max_age_secs": config.max_age.map(|d| d.as_secs()),
                 "lock": item.lock.as_ref().map(|lock| json!({
@@ -161,6 +151,15 @@ pub fn verify(
 
 fn at(t: i64, now: i64) -> String {
     format!("{} ({})", timestamp(t), relative(t, now))
+}
+
+/// Which limit ends the session, in words.
+fn ended_by(by: EndedBy) -> &'static str {
+    match by {
+        EndedBy::ExpireAt => "its expire_at",
+        EndedBy::MaxAge => "max_age after creation",
+        EndedBy::MaxStale => "max_stale after the last write",
+    }
 }
 
 fn lock_text(item: &StoredItem, holds: Option<bool>, expiry: Duration, now_ms: i64) -> String {

@@ -17,7 +17,6 @@ mod inspect;
 mod output;
 mod progress;
 mod revoke;
-mod rule;
 mod stats;
 
 use std::io::IsTerminal as _;

@@ -10,13 +10,12 @@ use aws_sdk_dynamodb::types::{AttributeValue, BillingMode, TableDescription};
 use dynamodb_session_store::attributes::{
     CREATED_AT, EXPIRE_AT, LOCKED_AT, MAX_STALE, UPDATED_AT, USER_HASH, USER_INDEX,
 };
-use dynamodb_session_store::{CHECKPOINT_KEY, Config};
+use dynamodb_session_store::{CHECKPOINT_KEY, Config, StoredItem, StoredLock};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
 use crate::context::{Context, Lifetimes};
 use crate::output::{Failure, bytes, count, limit, now, now_ms, relative, sdk_failure, timestamp};
-use crate::rule::{Times, lock_holds};
 
 /// The collector's checkpoint attribute holding when its pass started.
 const GC_PASS_STARTED_AT: &str = "gc_pass_started_at";
@@ -238,20 +237,25 @@ impl Tally {
             self.unreadable += 1;
             return;
         };
-        let times = Times {
+        let stored = StoredItem {
             created_at,
             updated_at,
             expire_at: number(item, EXPIRE_AT),
             max_stale: number(item, MAX_STALE).and_then(|s| u64::try_from(s).ok()),
+            lock: number(item, LOCKED_AT).map(|locked_at_ms| StoredLock {
+                owner: String::new(),
+                locked_at_ms,
+            }),
+            ..StoredItem::default()
         };
         self.ages.add(now.saturating_sub(created_at));
         self.idle.add(now.saturating_sub(updated_at));
-        if times.is_expired(config, now) {
+        if stored.is_expired(config, now) {
             self.expired += 1;
             return;
         }
         self.live += 1;
-        if number(item, LOCKED_AT).is_some_and(|at| lock_holds(at, config, now_ms)) {
+        if stored.is_locked(config, now_ms) {
             self.locked += 1;
         }
         if matches!(item.get(USER_HASH), Some(AttributeValue::S(_))) {
@@ -534,13 +538,13 @@ mod tests {
                 (LOCKED_AT.to_owned(), n(now * 1000 - 100)),
                 (USER_HASH.to_owned(), s("h")),
             ]),
-            // Stale by the configured idle limit.
+            // Stale by the configured `max_stale`.
             HashMap::from([
                 ("session_id".to_owned(), s("b")),
                 (CREATED_AT.to_owned(), n(now - 700)),
                 (UPDATED_AT.to_owned(), n(now - 700)),
             ]),
-            // The same, but with its own longer idle limit, and an old lock.
+            // The same, but with its own longer `max_stale`, and an old lock.
             HashMap::from([
                 ("session_id".to_owned(), s("c")),
                 (CREATED_AT.to_owned(), n(now - 700)),

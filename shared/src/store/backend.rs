@@ -110,6 +110,61 @@ pub enum Replaced {
 ///
 /// # Examples
 ///
+/// A backend of your own implements eight methods; here one that counts the writes it passes
+/// on to another:
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use dynamodb_session_store::{
+///     Changes, Guard, Locked, MemoryStore, Replaced, Result, SessionBackend, StoredItem, Written,
+/// };
+///
+/// #[derive(Debug, Default)]
+/// struct CountingWrites {
+///     inner: MemoryStore,
+///     writes: AtomicUsize,
+/// }
+///
+/// impl CountingWrites {
+///     fn wrote(&self) {
+///         self.writes.fetch_add(1, Ordering::Relaxed);
+///     }
+/// }
+///
+/// #[async_trait::async_trait]
+/// impl SessionBackend for CountingWrites {
+///     async fn get(&self, key: &str, consistent: bool) -> Result<Option<StoredItem>> {
+///         self.inner.get(key, consistent).await
+///     }
+///     async fn insert(&self, key: &str, item: &StoredItem) -> Result<bool> {
+///         self.wrote();
+///         self.inner.insert(key, item).await
+///     }
+///     async fn lock(&self, key: &str, owner: &str, now_ms: i64, stale_before_ms: i64) -> Result<Locked> {
+///         self.wrote();
+///         self.inner.lock(key, owner, now_ms, stale_before_ms).await
+///     }
+///     async fn update(&self, key: &str, changes: &Changes, guard: &Guard) -> Result<Written> {
+///         self.wrote();
+///         self.inner.update(key, changes, guard).await
+///     }
+///     async fn delete(&self, key: &str, guard: &Guard) -> Result<Written> {
+///         self.wrote();
+///         self.inner.delete(key, guard).await
+///     }
+///     async fn replace(&self, old: &str, guard: &Guard, new: &str, item: &StoredItem) -> Result<Replaced> {
+///         self.wrote();
+///         self.inner.replace(old, guard, new, item).await
+///     }
+///     async fn sessions_of(&self, user_hash: &str, after: Option<&str>, limit: usize) -> Result<(Vec<String>, Option<String>)> {
+///         self.inner.sessions_of(user_hash, after, limit).await
+///     }
+///     async fn get_many(&self, keys: &[String]) -> Result<Vec<(String, StoredItem)>> {
+///         self.inner.get_many(keys).await
+///     }
+/// }
+/// ```
+///
 /// A handler test against [`MemoryStore`](crate::MemoryStore), no DynamoDB needed:
 ///
 /// ```

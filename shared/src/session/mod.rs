@@ -406,16 +406,11 @@ impl Session {
     /// [`SessionStore::user_sessions`].
     pub async fn user_sessions(&self, cursor: Option<&str>) -> Result<Option<UserSessionPage>> {
         let mut state = self.loaded().await?;
-        let Some(user) = self.bound_user(&state) else {
+        let Some((user, current)) = self.user_and_id(&state) else {
             return Ok(None);
         };
-        let current = state.stored.as_ref().map(|(id, _)| id.clone());
-        match self
-            .inner
-            .work_store()
-            .user_sessions(&user, current.as_ref(), cursor)
-            .await
-        {
+        let store = self.inner.work_store();
+        match store.user_sessions(&user, current.as_ref(), cursor).await {
             Ok(page) => Ok(Some(page)),
             Err(e) => state.fail(e),
         }
@@ -430,16 +425,11 @@ impl Session {
     /// [`SessionStore::revoke_user_sessions`].
     pub async fn revoke_other_sessions(&self) -> Result<Option<u64>> {
         let mut state = self.loaded().await?;
-        let Some(user) = self.bound_user(&state) else {
+        let Some((user, current)) = self.user_and_id(&state) else {
             return Ok(None);
         };
-        let current = state.stored.as_ref().map(|(id, _)| id.clone());
-        match self
-            .inner
-            .work_store()
-            .revoke_user_sessions(&user, current.as_ref())
-            .await
-        {
+        let store = self.inner.work_store();
+        match store.revoke_user_sessions(&user, current.as_ref()).await {
             Ok(revoked) => Ok(Some(revoked)),
             Err(e) => state.fail(e),
         }
@@ -476,6 +466,12 @@ impl Session {
             Ok(found) => Ok(found),
             Err(e) => state.fail(e),
         }
+    }
+
+    /// The bound user and this session's stored id, when it is bound.
+    fn user_and_id(&self, state: &State) -> Option<(String, Option<SessionId>)> {
+        let user = self.bound_user(state)?;
+        Some((user, state.stored.as_ref().map(|(id, _)| id.clone())))
     }
 
     fn bound_user(&self, state: &State) -> Option<String> {

@@ -86,6 +86,50 @@ impl Cursor {
     }
 }
 
+/// A walk over every page of a user's index entries, through the index values of every
+/// configured secret in turn.
+struct Pages {
+    hashes: Vec<String>,
+    cursor: Cursor,
+}
+
+impl Pages {
+    fn new(hashes: Vec<String>, cursor: Cursor) -> Self {
+        Pages { hashes, cursor }
+    }
+
+    /// The next page: the index value it was read under and its table keys.
+    async fn next(&mut self, store: &SessionStore) -> Result<Option<(String, Vec<String>)>> {
+        let Some(hash) = self.hashes.get(self.cursor.hash_index).cloned() else {
+            return Ok(None);
+        };
+        let (keys, next) = store
+            .bounded(
+                store
+                    .inner
+                    .backend
+                    .sessions_of(&hash, self.cursor.after.as_deref(), PAGE),
+            )
+            .await?;
+        self.cursor = match next {
+            Some(after) => Cursor {
+                hash_index: self.cursor.hash_index,
+                after: Some(after),
+            },
+            None => Cursor {
+                hash_index: self.cursor.hash_index + 1,
+                after: None,
+            },
+        };
+        Ok(Some((hash, keys)))
+    }
+
+    /// Whether pages may follow.
+    fn more(&self) -> bool {
+        self.cursor.hash_index < self.hashes.len()
+    }
+}
+
 impl SessionStore {
     /// One page of `user`'s live sessions; `current` marks the asking request's session.
     /// Start with `cursor: None` and pass each page's [`next`](UserSessionPage::next) back.
@@ -115,32 +159,14 @@ impl SessionStore {
         cursor: Option<&str>,
     ) -> Result<UserSessionPage> {
         let keyring = self.inner.keys.current();
-        let hashes = keyring.user_hashes(user);
         let current = current.map(keys::table_key);
-        let mut cursor = Cursor::parse(cursor)?;
-        while let Some(hash) = hashes.get(cursor.hash_index) {
-            let (keys, next) = self
-                .bounded(
-                    self.inner
-                        .backend
-                        .sessions_of(hash, cursor.after.as_deref(), PAGE),
-                )
-                .await?;
+        let mut pages = Pages::new(keyring.user_hashes(user), Cursor::parse(cursor)?);
+        while let Some((hash, keys)) = pages.next(self).await? {
             let items = self.bounded(self.inner.backend.get_many(&keys)).await?;
-            cursor = match next {
-                Some(after) => Cursor {
-                    hash_index: cursor.hash_index,
-                    after: Some(after),
-                },
-                None => Cursor {
-                    hash_index: cursor.hash_index + 1,
-                    after: None,
-                },
-            };
             let now = now();
             let sessions: Vec<UserSession> = items
                 .into_iter()
-                .filter(|(_, item)| self.is_live(item, hash, now))
+                .filter(|(_, item)| self.is_live(item, &hash, now))
                 .map(|(key, item)| UserSession {
                     handle: keyring.handle(&key),
                     current: current.as_deref() == Some(key.as_str()),
@@ -149,11 +175,10 @@ impl SessionStore {
                     expire_at: item.expire_at,
                 })
                 .collect();
-            let more = cursor.hash_index < hashes.len();
-            if !sessions.is_empty() || !more {
+            if !sessions.is_empty() || !pages.more() {
                 return Ok(UserSessionPage {
                     sessions,
-                    next: more.then(|| cursor.text()),
+                    next: pages.more().then(|| pages.cursor.text()),
                 });
             }
         }
@@ -179,25 +204,12 @@ impl SessionStore {
         let keyring = self.inner.keys.current();
         let except = except.map(keys::table_key);
         let mut revoked = 0;
-        for hash in keyring.user_hashes(user) {
-            let mut after: Option<String> = None;
-            loop {
-                let (keys, next) = self
-                    .bounded(
-                        self.inner
-                            .backend
-                            .sessions_of(&hash, after.as_deref(), PAGE),
-                    )
-                    .await?;
-                let items = self.bounded(self.inner.backend.get_many(&keys)).await?;
-                for (key, item) in items {
-                    if except.as_deref() != Some(key.as_str()) && self.revoke(&key, item).await? {
-                        revoked += 1;
-                    }
-                }
-                match next {
-                    Some(key) => after = Some(key),
-                    None => break,
+        let mut pages = Pages::new(keyring.user_hashes(user), Cursor::parse(None)?);
+        while let Some((_, keys)) = pages.next(self).await? {
+            let items = self.bounded(self.inner.backend.get_many(&keys)).await?;
+            for (key, item) in items {
+                if except.as_deref() != Some(key.as_str()) && self.revoke(&key, item).await? {
+                    revoked += 1;
                 }
             }
         }
@@ -213,29 +225,16 @@ impl SessionStore {
     /// As [`revoke_user_sessions`](Self::revoke_user_sessions).
     pub async fn revoke_user_session(&self, user: &str, handle: &str) -> Result<bool> {
         let keyring = self.inner.keys.current();
-        for hash in keyring.user_hashes(user) {
-            let mut after: Option<String> = None;
-            loop {
-                let (keys, next) = self
-                    .bounded(
-                        self.inner
-                            .backend
-                            .sessions_of(&hash, after.as_deref(), PAGE),
-                    )
+        let mut pages = Pages::new(keyring.user_hashes(user), Cursor::parse(None)?);
+        while let Some((_, keys)) = pages.next(self).await? {
+            if let Some(key) = keys.into_iter().find(|key| keyring.handle(key) == handle) {
+                let items = self
+                    .bounded(self.inner.backend.get_many(std::slice::from_ref(&key)))
                     .await?;
-                if let Some(key) = keys.into_iter().find(|key| keyring.handle(key) == handle) {
-                    let items = self
-                        .bounded(self.inner.backend.get_many(std::slice::from_ref(&key)))
-                        .await?;
-                    return match items.into_iter().next() {
-                        Some((key, item)) => self.revoke(&key, item).await,
-                        None => Ok(false),
-                    };
-                }
-                match next {
-                    Some(key) => after = Some(key),
-                    None => break,
-                }
+                return match items.into_iter().next() {
+                    Some((key, item)) => self.revoke(&key, item).await,
+                    None => Ok(false),
+                };
             }
         }
         Ok(false)

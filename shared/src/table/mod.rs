@@ -18,7 +18,7 @@ mod schema;
 
 pub use self::ownership::{Deletion, ExistingTable};
 
-use crate::attributes::EXPIRE_AT;
+use crate::attributes::{EXPIRE_AT, USER_HASH};
 use crate::config::{BillingMode, Config};
 use crate::error::{Error, Result};
 
@@ -176,21 +176,9 @@ impl SessionTable {
         let mut request = client
             .create_table()
             .table_name(&self.name)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(&self.key)
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .map_err(build_error)?,
-            )
-            .attribute_definitions(self.user_index_attribute()?)
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name(&self.key)
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .map_err(build_error)?,
-            )
+            .attribute_definitions(string_attribute(&self.key)?)
+            .attribute_definitions(string_attribute(USER_HASH)?)
+            .key_schema(hash_key(&self.key)?)
             .global_secondary_indexes(self.user_index()?)
             .billing_mode(SdkBillingMode::from(self.billing_mode.as_str()));
         if self.billing_mode == BillingMode::Provisioned {
@@ -357,6 +345,24 @@ impl SessionTable {
         }
         Ok(table.and_then(|t| t.table_arn).unwrap_or_default())
     }
+}
+
+/// A string attribute's definition, for a key.
+fn string_attribute(name: &str) -> Result<AttributeDefinition> {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .map_err(build_error)
+}
+
+/// A hash key on `name`.
+fn hash_key(name: &str) -> Result<KeySchemaElement> {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(KeyType::Hash)
+        .build()
+        .map_err(build_error)
 }
 
 fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> Error {

@@ -4,12 +4,11 @@
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndex,
-    GlobalSecondaryIndexUpdate, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType, TimeToLiveSpecification, TimeToLiveStatus,
+    CreateGlobalSecondaryIndexAction, GlobalSecondaryIndex, GlobalSecondaryIndexUpdate, Projection,
+    ProjectionType, TimeToLiveSpecification, TimeToLiveStatus,
 };
 
-use super::{SessionTable, build_error};
+use super::{SessionTable, build_error, hash_key, string_attribute};
 use crate::attributes::{USER_HASH, USER_INDEX};
 use crate::config::BillingMode;
 use crate::error::{Error, Result};
@@ -56,21 +55,12 @@ impl SessionTable {
         Ok(())
     }
 
-    /// The user index's attribute, for CreateTable and UpdateTable.
-    pub(super) fn user_index_attribute(&self) -> Result<AttributeDefinition> {
-        AttributeDefinition::builder()
-            .attribute_name(USER_HASH)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .map_err(build_error)
-    }
-
     /// The user index for CreateTable: keys only (the store reads the items it lists in one
     /// batch), with the table's capacity when provisioned.
     pub(super) fn user_index(&self) -> Result<GlobalSecondaryIndex> {
         let mut index = GlobalSecondaryIndex::builder()
             .index_name(USER_INDEX)
-            .key_schema(self.user_index_key()?)
+            .key_schema(hash_key(USER_HASH)?)
             .projection(
                 Projection::builder()
                     .projection_type(ProjectionType::KeysOnly)
@@ -80,14 +70,6 @@ impl SessionTable {
             index = index.provisioned_throughput(self.throughput()?);
         }
         index.build().map_err(build_error)
-    }
-
-    fn user_index_key(&self) -> Result<KeySchemaElement> {
-        KeySchemaElement::builder()
-            .attribute_name(USER_HASH)
-            .key_type(KeyType::Hash)
-            .build()
-            .map_err(build_error)
     }
 
     /// Adds the user index to a table that lacks it (a table made before the index existed,
@@ -124,7 +106,7 @@ impl SessionTable {
         client
             .update_table()
             .table_name(&self.name)
-            .attribute_definitions(self.user_index_attribute()?)
+            .attribute_definitions(string_attribute(USER_HASH)?)
             .global_secondary_index_updates(
                 GlobalSecondaryIndexUpdate::builder().create(create).build(),
             )

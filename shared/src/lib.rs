@@ -58,8 +58,9 @@ pub use error::{Error, Result};
 pub use error_handler::{DefaultErrorHandler, ErrorAction, ErrorHandler};
 pub use gc::{
     CHECKPOINT_INTERVAL, CHECKPOINT_KEY, DEFAULT_CONCURRENCY, DEFAULT_MAX_RETRIES,
-    DEFAULT_PAGE_SIZE, DEFAULT_SEGMENTS, GarbageCollector, GcProgress, GcReport, MAX_SEGMENTS,
-    PassStatus, ScannedPage, collect_garbage,
+    DEFAULT_PAGE_SIZE, DEFAULT_SEGMENTS, GC_PAGE_SIZE_VAR, GC_RATE_LIMIT_VAR, GC_SEGMENTS_VAR,
+    GarbageCollector, GcProgress, GcReport, MAX_PAGE_SIZE, MAX_SEGMENTS, PassStatus, ScannedPage,
+    collect_garbage,
 };
 pub use keys::SessionId;
 pub use keys::refresh::{SecretSource, SigningSecrets};
@@ -70,7 +71,7 @@ pub use store::{
     Changes, EndedBy, Guard, Locked, MAX_ITEM_BYTES, MemoryStore, Replaced, SessionBackend,
     SessionRecord, SessionStore, StoredItem, StoredLock, UserSession, UserSessionPage, Written,
 };
-pub use table::{Creation, Deletion, ExistingTable, SessionTable};
+pub use table::{Creation, Deletion, ExistingTable, LOGICAL_ID_TAG, STACK_ID_TAG, SessionTable};
 
 /// The cookie crate's `SameSite`, for [`SessionLayer::with_same_site`].
 pub use cookie::SameSite;

@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use dynamodb_session_store::{
     Concurrency, Config, ConfigBuilder, Deadline, Error, MemoryStore, RequestSessionExt,
-    SessionData, SessionLayer, SessionStore,
+    SessionLayer, SessionStore,
 };
 use lambda_http::http::{Request, Response, StatusCode, header};
 use lambda_http::tower::{Layer, ServiceExt, service_fn};
 use serde_json::{Value, json};
 
-use crate::{SECRET, TestTable};
+use crate::{SECRET, TestTable, data};
 
 /// A fresh place to keep sessions, one per test.
 pub trait Backend: Sized {
@@ -112,10 +112,6 @@ macro_rules! conformance_suite {
             }
         )*
     };
-}
-
-fn data(value: Value) -> SessionData {
-    value.as_object().expect("an object").clone()
 }
 
 /// Lock settings that make a held lock expire quickly and waits short.

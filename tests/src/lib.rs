@@ -13,6 +13,7 @@ pub mod conformance;
 pub mod fault_proxy;
 pub mod omit;
 pub mod secrets;
+pub mod tables;
 
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -271,6 +272,14 @@ pub fn incompressible(len: usize) -> String {
             ALPHABET[(n >> 58) as usize] as char
         })
         .collect()
+}
+
+/// Session data from a JSON object (panics on any other JSON value).
+pub fn data(value: serde_json::Value) -> dynamodb_session_store::SessionData {
+    match value {
+        serde_json::Value::Object(map) => map,
+        other => panic!("session data must be a JSON object, not {other}"),
+    }
 }
 
 /// A unique table name for one test.

@@ -5,17 +5,11 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
-use dynamodb_session_store::{
-    Concurrency, ConfigBuilder, Error, SessionData, SessionLayer, SessionStore,
-};
+use dynamodb_session_store::{Concurrency, ConfigBuilder, Error, SessionLayer, SessionStore};
 use integration_tests::omit::OmitOldItems;
-use integration_tests::{CallCounter, TestTable, api, client_config};
+use integration_tests::{CallCounter, TestTable, api, client_config, data};
 use lambda_http::http::{StatusCode, header};
 use serde_json::json;
-
-fn data(value: serde_json::Value) -> SessionData {
-    value.as_object().unwrap().clone()
-}
 
 /// A store on `table` whose client sees no old items, and counts its calls.
 async fn forgetful(

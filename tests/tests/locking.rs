@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use dynamodb_session_store::{Concurrency, ConfigBuilder, Error, SessionLayer, SessionStore};
-use integration_tests::{TestTable, api};
+use integration_tests::{TestTable, api, data};
 use lambda_http::http::{Method, StatusCode, header};
 use lambda_http::tower::ServiceExt;
 use lambda_http::{Body, Request, Response};
@@ -18,10 +18,6 @@ fn pessimistic(c: ConfigBuilder, expiry_ms: u64, retry_ms: u64, max_wait_ms: u64
         .lock_expiry_time(Duration::from_millis(expiry_ms))
         .lock_retry_delay(Duration::from_millis(retry_ms))
         .lock_max_wait_time(Duration::from_millis(max_wait_ms))
-}
-
-fn data(value: Value) -> dynamodb_session_store::SessionData {
-    value.as_object().unwrap().clone()
 }
 
 /// The attributes of a session item that holds no lock.

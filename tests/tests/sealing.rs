@@ -3,15 +3,11 @@
 //! before sealing still load and are sealed on their next write.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use dynamodb_session_store::{Error, RequestSessionExt, SessionData, SessionLayer};
-use integration_tests::{TestTable, incompressible};
+use dynamodb_session_store::{Error, RequestSessionExt, SessionLayer};
+use integration_tests::{TestTable, data, incompressible};
 use lambda_http::http::{Request, Response, header};
 use lambda_http::tower::{Layer, ServiceExt, service_fn};
 use serde_json::json;
-
-fn data(value: serde_json::Value) -> SessionData {
-    value.as_object().unwrap().clone()
-}
 
 #[tokio::test]
 async fn a_table_dump_shows_no_data_no_user_and_no_cookie() {

@@ -813,20 +813,11 @@ async fn store_errors_never_leak_details_to_clients() {
 
 #[tokio::test]
 async fn the_signing_key_comes_from_secrets_manager_and_survives_its_rotation() {
-    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
-    let integration_tests::Endpoint::Moto(url) = integration_tests::endpoint() else {
+    let Some(aws) = integration_tests::secrets::moto_sdk_config() else {
         eprintln!("skipped: needs the local moto server for Secrets Manager");
         return;
     };
     let table = TestTable::new("secrets_manager").await;
-    let aws = aws_config::SdkConfig::builder()
-        .endpoint_url(url)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
-            Credentials::new("test", "test", None, None, "tests"),
-        ))
-        .behavior_version(BehaviorVersion::latest())
-        .build();
     let secrets = aws_sdk_secretsmanager::Client::new(&aws);
     let arn = secrets
         .create_secret()

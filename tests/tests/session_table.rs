@@ -12,12 +12,10 @@ use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContex
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept};
 use aws_sdk_dynamodb::error::BoxError;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, Tag,
-    TimeToLiveStatus,
-};
+use aws_sdk_dynamodb::types::{BillingMode, KeyType, TimeToLiveStatus};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header::LOCATION};
 use axum::response::IntoResponse as _;
+use integration_tests::tables::{bare_table, describe, exists, tags, ttl};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use session_table::{
@@ -197,87 +195,6 @@ async fn handler_on(client: Client) -> Handler {
     Handler::new(client, http_client().unwrap())
 }
 
-async fn exists(client: &Client, table: &str) -> bool {
-    match client.describe_table().table_name(table).send().await {
-        Ok(_) => true,
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_resource_not_found_exception()) =>
-        {
-            false
-        }
-        Err(e) => panic!("describe_table: {e:?}"),
-    }
-}
-
-/// The table's tags, read straight from DynamoDB.
-async fn tags(client: &Client, table: &str) -> BTreeMap<String, String> {
-    let arn = client
-        .describe_table()
-        .table_name(table)
-        .send()
-        .await
-        .unwrap()
-        .table
-        .unwrap()
-        .table_arn
-        .unwrap();
-    client
-        .list_tags_of_resource()
-        .resource_arn(arn)
-        .send()
-        .await
-        .unwrap()
-        .tags
-        .unwrap_or_default()
-        .into_iter()
-        .map(|t| (t.key, t.value))
-        .collect()
-}
-
-/// A table made behind the resource's back: no TTL, maybe some tags of its own.
-async fn foreign_table(client: &Client, table: &str, foreign_tags: &[(&str, &str)]) {
-    client
-        .create_table()
-        .table_name(table)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("session_id")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("session_id")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .set_tags((!foreign_tags.is_empty()).then(|| {
-            foreign_tags
-                .iter()
-                .map(|(k, v)| Tag::builder().key(*k).value(*v).build().unwrap())
-                .collect()
-        }))
-        .send()
-        .await
-        .unwrap();
-}
-
-async fn ttl(client: &Client, table: &str) -> (Option<TimeToLiveStatus>, Option<String>) {
-    let d = client
-        .describe_time_to_live()
-        .table_name(table)
-        .send()
-        .await
-        .unwrap()
-        .time_to_live_description
-        .unwrap();
-    (d.time_to_live_status, d.attribute_name)
-}
-
 #[tokio::test]
 async fn create_update_and_delete_manage_the_table_and_answer_each_time() {
     let client = integration_tests::client().await;
@@ -292,14 +209,7 @@ async fn create_update_and_delete_manage_the_table_and_answer_each_time() {
     assert_eq!(created["Data"]["TableName"], name.as_str());
     let arn = created["Data"]["TableArn"].as_str().unwrap().to_owned();
     assert!(arn.ends_with(&format!(":table/{name}")), "{arn}");
-    let table = client
-        .describe_table()
-        .table_name(&name)
-        .send()
-        .await
-        .unwrap()
-        .table
-        .unwrap();
+    let table = describe(&client, &name).await;
     assert_eq!(table.table_status.unwrap().as_str(), "ACTIVE");
     let key = &table.key_schema.unwrap()[0];
     assert_eq!(
@@ -337,14 +247,7 @@ async fn create_update_and_delete_manage_the_table_and_answer_each_time() {
     assert_eq!(updated["Status"], "SUCCESS", "{updated}");
     assert_eq!(updated["PhysicalResourceId"], name.as_str());
     assert_eq!(updated["Data"], json!({"TableName": name, "TableArn": arn}));
-    let table = client
-        .describe_table()
-        .table_name(&name)
-        .send()
-        .await
-        .unwrap()
-        .table
-        .unwrap();
+    let table = describe(&client, &name).await;
     let throughput = table.provisioned_throughput.unwrap();
     assert_eq!(
         (
@@ -399,17 +302,7 @@ async fn an_update_to_a_new_name_and_key_creates_a_new_table_and_keeps_the_old_o
             .unwrap()
             .ends_with(&format!(":table/{new}"))
     );
-    let key = client
-        .describe_table()
-        .table_name(&new)
-        .send()
-        .await
-        .unwrap()
-        .table
-        .unwrap()
-        .key_schema
-        .unwrap()
-        .remove(0);
+    let key = describe(&client, &new).await.key_schema.unwrap().remove(0);
     assert_eq!(key.attribute_name, "sid");
     assert_eq!(
         ttl(&client, &new).await,
@@ -494,14 +387,8 @@ async fn a_bad_billing_mode_fails_create_and_update_with_a_reason() {
             .starts_with("invalid property BillingMode"),
         "{failed}"
     );
-    let mode = client
-        .describe_table()
-        .table_name(&table.name)
-        .send()
+    let mode = describe(&client, &table.name)
         .await
-        .unwrap()
-        .table
-        .unwrap()
         .billing_mode_summary
         .and_then(|s| s.billing_mode);
     assert_eq!(mode, Some(BillingMode::PayPerRequest));
@@ -769,7 +656,7 @@ async fn create_over_an_existing_table_fails_and_touches_nothing_unless_adopting
     let handler = handler_on(client.clone()).await;
     let server = ResponseServer::start().await;
     let name = integration_tests::table_name("cfn_existing");
-    foreign_table(&client, &name, &[("team", "payments")]).await;
+    bare_table(&client, &name, &[("team", "payments")]).await;
     let untouched = (ttl(&client, &name).await, tags(&client, &name).await);
     assert_ne!(untouched.0.0, Some(TimeToLiveStatus::Enabled));
 
@@ -848,7 +735,7 @@ async fn delete_keeps_tables_of_other_stacks_and_resources() {
         if !logical.is_empty() {
             marks.push((LOGICAL_ID_TAG, logical));
         }
-        foreign_table(&client, &name, &marks).await;
+        bare_table(&client, &name, &marks).await;
         let deleted = answer(&handler, &server, &event(DELETE, &server, &name)).await;
         assert_eq!(deleted["Status"], "SUCCESS", "{label}: {deleted}");
         assert!(
@@ -875,7 +762,7 @@ async fn a_rename_onto_a_foreign_table_fails_and_keeps_both() {
     let theirs = integration_tests::table_name("cfn_rename_theirs");
     let created = answer(&handler, &server, &event(CREATE, &server, &ours)).await;
     assert_eq!(created["Status"], "SUCCESS", "{created}");
-    foreign_table(&client, &theirs, &[]).await;
+    bare_table(&client, &theirs, &[]).await;
 
     let mut rename = event(UPDATE, &server, &ours);
     rename["ResourceProperties"]["TableName"] = theirs.as_str().into();
@@ -915,12 +802,14 @@ async fn every_kind_of_deadline_leaves_the_work_its_time() {
     let client = integration_tests::client().await;
     let handler = handler_on(client.clone()).await;
     let server = ResponseServer::start().await;
-    let name = integration_tests::table_name("cfn_deadlines");
     for (kind, deadline_ms) in [
         ("real", now_ms() + 60_000),
         ("emulator", 600_000),
         ("none", 0),
     ] {
+        // A table per kind: with one name, the second and third passes would find the
+        // first pass's table and the check below could not fail.
+        let name = integration_tests::table_name(&format!("cfn_deadlines_{kind}"));
         invoke_with_deadline(&handler, &event(CREATE, &server, &name), deadline_ms)
             .await
             .unwrap_or_else(|e| panic!("{kind}: {e}"));

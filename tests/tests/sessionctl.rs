@@ -16,6 +16,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use dynamodb_session_store::{CHECKPOINT_KEY, SessionData, SessionId, SessionStore};
+use integration_tests::tables::{describe, exists, ttl};
 use integration_tests::{Endpoint, OTHER_SECRET, SECRET, TestTable, endpoint, workspace_root};
 use serde_json::{Value, json};
 
@@ -294,14 +295,7 @@ async fn create_table_then_delete_table() {
     assert_eq!(created["table"], name.as_str());
     assert_eq!(created["key"], "session_id");
     assert_eq!(created["billing_mode"], "PAY_PER_REQUEST");
-    let described = client
-        .describe_table()
-        .table_name(&name)
-        .send()
-        .await
-        .unwrap()
-        .table
-        .unwrap();
+    let described = describe(&client, &name).await;
     assert_eq!(described.table_arn.as_deref(), created["arn"].as_str());
     assert!(
         described
@@ -311,15 +305,7 @@ async fn create_table_then_delete_table() {
             .any(|i| i.index_name.as_deref() == Some("user_hash-index")),
         "the user index"
     );
-    let ttl = client
-        .describe_time_to_live()
-        .table_name(&name)
-        .send()
-        .await
-        .unwrap()
-        .time_to_live_description
-        .unwrap();
-    assert_eq!(ttl.attribute_name.as_deref(), Some("expire_at"));
+    assert_eq!(ttl(&client, &name).await.1.as_deref(), Some("expire_at"));
 
     // Again: the table exists and is left as it is.
     let again = run(sessionctl(&name).arg("create-table"));
@@ -333,14 +319,7 @@ async fn create_table_then_delete_table() {
     // No terminal to confirm on and no --yes: a usage error, and the table stays.
     let refused = run(sessionctl(&name).arg("delete-table"));
     assert_one_line_error(&refused, 2, &["--yes", &name]);
-    assert!(
-        client
-            .describe_table()
-            .table_name(&name)
-            .send()
-            .await
-            .is_ok()
-    );
+    assert!(exists(&client, &name).await);
 
     let deleted = json_of(&run(sessionctl(&name).args([
         "delete-table",
@@ -351,12 +330,7 @@ async fn create_table_then_delete_table() {
         deleted,
         json!({ "table": name, "deleted": true, "existed": true })
     );
-    let gone = client.describe_table().table_name(&name).send().await;
-    assert!(
-        gone.unwrap_err()
-            .as_service_error()
-            .is_some_and(|e| e.is_resource_not_found_exception())
-    );
+    assert!(!exists(&client, &name).await);
 
     // A missing table: nothing to delete is not an error; collecting in it is, in one line.
     let nothing = run(sessionctl(&name).args(["delete-table", "--yes"]));
@@ -406,7 +380,6 @@ async fn delete_table_asks_on_a_terminal() {
     let name = integration_tests::table_name("cli_confirm");
     let client = integration_tests::client().await;
     assert_exit(&run(sessionctl(&name).args(["create-table", "--quiet"])), 0);
-    let exists = || client.describe_table().table_name(&name).send();
 
     let mut delete = sessionctl(&name);
     delete.arg("delete-table");
@@ -417,12 +390,15 @@ async fn delete_table_asks_on_a_terminal() {
         "{shown}"
     );
     assert!(shown.contains("not confirmed"), "{shown}");
-    assert!(exists().await.is_ok(), "the wrong name deletes nothing");
+    assert!(
+        exists(&client, &name).await,
+        "the wrong name deletes nothing"
+    );
 
     let (shown, code) = on_a_terminal(&delete, &format!("{name}\n"));
     assert_eq!(code, Some(0), "{shown}");
     assert!(shown.contains(&format!("deleted table {name}")), "{shown}");
-    assert!(exists().await.is_err());
+    assert!(!exists(&client, &name).await);
 }
 
 #[tokio::test]
@@ -718,10 +694,7 @@ async fn inspect_shows_a_genuine_cookie_and_fails_a_forged_one() {
     assert_eq!(rotated["data"]["n"], 7);
 
     // Forged: one character of the signature changed.
-    let mut forged = cookie.clone().into_bytes();
-    let last = forged.len() - 1;
-    forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
-    let forged = String::from_utf8(forged).unwrap();
+    let forged = integration_tests::api::tamper_last(&cookie);
     let refused = run(sessionctl(&table.name).args(["inspect", &forged]));
     assert_one_line_error(&refused, 1, &["does not verify"]);
     assert!(refused.stdout.is_empty());

@@ -2,12 +2,8 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use dynamodb_session_store::{Config, Error, MAX_ITEM_BYTES, SessionData, SessionStore};
-use integration_tests::{OTHER_SECRET, SECRET, TestTable};
+use integration_tests::{OTHER_SECRET, SECRET, TestTable, data};
 use serde_json::json;
-
-fn data(value: serde_json::Value) -> SessionData {
-    value.as_object().expect("an object").clone()
-}
 
 fn number(item: &std::collections::HashMap<String, AttributeValue>, name: &str) -> i64 {
     item[name]

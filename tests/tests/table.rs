@@ -1,41 +1,10 @@
 //! Table management against a real DynamoDB-compatible server.
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode as SdkBillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType, TimeToLiveStatus,
-};
-use std::collections::BTreeMap;
+use aws_sdk_dynamodb::types::{BillingMode as SdkBillingMode, TimeToLiveStatus};
 
 use dynamodb_session_store::{BillingMode, Creation, Deletion, Error, SessionTable};
+use integration_tests::tables::{bare_table, describe, exists, tags, ttl};
 use integration_tests::{client, table_name};
-
-async fn ttl(
-    client: &aws_sdk_dynamodb::Client,
-    table: &str,
-) -> (Option<TimeToLiveStatus>, Option<String>) {
-    let d = client
-        .describe_time_to_live()
-        .table_name(table)
-        .send()
-        .await
-        .unwrap()
-        .time_to_live_description
-        .unwrap();
-    (d.time_to_live_status, d.attribute_name)
-}
-
-async fn exists(client: &aws_sdk_dynamodb::Client, table: &str) -> bool {
-    match client.describe_table().table_name(table).send().await {
-        Ok(_) => true,
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_resource_not_found_exception()) =>
-        {
-            false
-        }
-        Err(e) => panic!("describe_table: {e:?}"),
-    }
-}
 
 #[tokio::test]
 async fn create_makes_an_active_on_demand_table_with_ttl_and_delete_removes_it() {
@@ -45,14 +14,7 @@ async fn create_makes_an_active_on_demand_table_with_ttl_and_delete_removes_it()
     let arn = table.create(&client).await.unwrap();
     assert!(arn.ends_with(&format!("table/{name}")), "{arn}");
 
-    let described = client
-        .describe_table()
-        .table_name(&name)
-        .send()
-        .await
-        .unwrap()
-        .table
-        .unwrap();
+    let described = describe(&client, &name).await;
     assert_eq!(described.table_status.unwrap().as_str(), "ACTIVE");
     let key = &described.key_schema.unwrap()[0];
     assert_eq!(
@@ -85,27 +47,7 @@ async fn create_makes_an_active_on_demand_table_with_ttl_and_delete_removes_it()
 async fn create_on_an_existing_table_without_ttl_turns_ttl_on() {
     let client = client().await;
     let name = table_name("existing_without_ttl");
-    client
-        .create_table()
-        .table_name(&name)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("session_id")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("session_id")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(SdkBillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
+    bare_table(&client, &name, &[]).await;
     assert_ne!(ttl(&client, &name).await.0, Some(TimeToLiveStatus::Enabled));
 
     SessionTable::new(&name).create(&client).await.unwrap();
@@ -124,14 +66,7 @@ async fn provisioned_tables_get_the_configured_capacity_and_can_switch_to_on_dem
         .key("sid")
         .billing_mode(BillingMode::Provisioned, 7, 3);
     table.create(&client).await.unwrap();
-    let described = client
-        .describe_table()
-        .table_name(&name)
-        .send()
-        .await
-        .unwrap()
-        .table
-        .unwrap();
+    let described = describe(&client, &name).await;
     let throughput = described.provisioned_throughput.unwrap();
     assert_eq!(
         (
@@ -144,14 +79,7 @@ async fn provisioned_tables_get_the_configured_capacity_and_can_switch_to_on_dem
 
     let on_demand = SessionTable::new(&name).key("sid");
     on_demand.update(&client).await.unwrap();
-    let described = client
-        .describe_table()
-        .table_name(&name)
-        .send()
-        .await
-        .unwrap()
-        .table
-        .unwrap();
+    let described = describe(&client, &name).await;
     assert_eq!(
         described.billing_mode_summary.and_then(|s| s.billing_mode),
         Some(SdkBillingMode::PayPerRequest)
@@ -199,40 +127,6 @@ async fn an_existing_table_with_another_key_is_refused() {
         );
     }
     SessionTable::new(&name).delete(&client).await.unwrap();
-}
-
-async fn tags(client: &aws_sdk_dynamodb::Client, table: &str) -> BTreeMap<String, String> {
-    let arn = client
-        .describe_table()
-        .table_name(table)
-        .send()
-        .await
-        .unwrap()
-        .table
-        .unwrap()
-        .table_arn
-        .unwrap();
-    let mut tags = BTreeMap::new();
-    let mut next = None;
-    loop {
-        let page = client
-            .list_tags_of_resource()
-            .resource_arn(&arn)
-            .set_next_token(next)
-            .send()
-            .await
-            .unwrap();
-        tags.extend(
-            page.tags
-                .unwrap_or_default()
-                .into_iter()
-                .map(|t| (t.key, t.value)),
-        );
-        next = page.next_token;
-        if next.is_none() {
-            return tags;
-        }
-    }
 }
 
 #[tokio::test]

@@ -119,7 +119,6 @@ enum Mode {
 
 /// One version as Secrets Manager returned it.
 struct Version {
-    id: Option<String>,
     value: Option<String>,
 }
 
@@ -169,7 +168,6 @@ impl SecretsManagerSource {
             current: usable(CURRENT, &current)?,
             others: Vec::new(),
         };
-        let mut seen = vec![current.id];
         // Newest first: the pending version, then the previous one.
         for (stage, read) in [(PENDING, pending), (PREVIOUS, previous)] {
             let version = match read {
@@ -186,10 +184,8 @@ impl SecretsManagerSource {
                 }
                 Err(error) => return Err(error),
             };
-            // After a rotation one version can carry two labels.
-            if version.id.is_some() && seen.contains(&version.id) {
-                continue;
-            }
+            // After a rotation one version can carry two labels; its key is then already
+            // in, and the comparison below skips it.
             match usable(stage, &version) {
                 Ok(key) if key != secrets.current && !secrets.others.contains(&key) => {
                     secrets.others.push(key);
@@ -197,7 +193,6 @@ impl SecretsManagerSource {
                 Ok(_) => {}
                 Err(error) => tracing::warn!(stage, %error, "session secret version skipped"),
             }
-            seen.push(version.id);
         }
         Ok(secrets)
     }
@@ -213,7 +208,6 @@ impl SecretsManagerSource {
             .await;
         match read {
             Ok(output) => Ok(Some(Version {
-                id: output.version_id,
                 value: output.secret_string,
             })),
             Err(SdkError::ServiceError(service))

@@ -6,7 +6,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 use dynamodb_session_store::{
     Config, DEFAULT_PAGE_SIZE, DEFAULT_SEGMENTS, Deadline, Error, GarbageCollector, GcReport,
-    LAMBDA_MAX_TIMEOUT, MAX_SEGMENTS,
+    LAMBDA_MAX_TIMEOUT, MAX_PAGE_SIZE, MAX_SEGMENTS,
 };
 use lambda_runtime::{Diagnostic, LambdaEvent};
 
@@ -15,19 +15,16 @@ use lambda_runtime::{Diagnostic, LambdaEvent};
 /// does).
 pub type Event = aws_lambda_events::event::eventbridge::EventBridgeEvent;
 
-/// Parallel scan segments (1 to 1000; default 4). Changing it restarts a pass in progress.
-pub const SEGMENTS_VAR: &str = "AWS_DYNAMO_DB_SESSION_GC_SEGMENTS";
 /// Items a scan page evaluates (1 to 10,000; default 500).
-pub const PAGE_SIZE_VAR: &str = "AWS_DYNAMO_DB_SESSION_GC_PAGE_SIZE";
-/// Most deletes per second (default: no limit).
-pub const RATE_LIMIT_VAR: &str = "AWS_DYNAMO_DB_SESSION_GC_RATE_LIMIT";
+pub use dynamodb_session_store::GC_PAGE_SIZE_VAR as PAGE_SIZE_VAR;
+/// Most deletes per second (`0` or unset: no limit), as for `sessionctl gc --rate-limit`.
+pub use dynamodb_session_store::GC_RATE_LIMIT_VAR as RATE_LIMIT_VAR;
+/// Parallel scan segments (1 to 1000; default 4). Changing it restarts a pass in progress.
+pub use dynamodb_session_store::GC_SEGMENTS_VAR as SEGMENTS_VAR;
 
 /// Time kept back from the invocation's deadline: the collector stops and saves its progress
 /// this long before Lambda would kill it.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
-
-/// Largest page accepted: DynamoDB returns at most 1 MB per page anyway.
-const MAX_PAGE_SIZE: u32 = 10_000;
 
 /// The `session-gc` Lambda handler: a configured [`GarbageCollector`] run once per event.
 ///
@@ -75,7 +72,7 @@ impl Handler {
         let config = Config::builder().env(vars.iter().cloned()).build()?;
         let segments = whole_number(&vars, SEGMENTS_VAR, 1, MAX_SEGMENTS)?;
         let page_size = whole_number(&vars, PAGE_SIZE_VAR, 1, MAX_PAGE_SIZE)?;
-        let rate_limit = whole_number(&vars, RATE_LIMIT_VAR, 1, u32::MAX)?;
+        let rate_limit = whole_number(&vars, RATE_LIMIT_VAR, 0, u32::MAX)?;
         let collector = GarbageCollector::new(client, &config)?
             .with_segments(segments.unwrap_or(DEFAULT_SEGMENTS))
             .with_page_size(page_size.unwrap_or(DEFAULT_PAGE_SIZE))

@@ -14,13 +14,14 @@
 //! | `AWS_DYNAMO_DB_SESSION_TABLE_NAME` | `sessions` | the session table |
 //! | `AWS_DYNAMO_DB_SESSION_TABLE_KEY` | `session_id` | its hash key attribute |
 //! | `AWS_DYNAMO_DB_SESSION_MAX_AGE` | none | seconds since creation (or `7d`, `12h`, ...) |
-//! | `AWS_DYNAMO_DB_SESSION_MAX_STALE` | none | seconds since the last write |
+//! | `AWS_DYNAMO_DB_SESSION_MAX_STALE` | one day | seconds since the last write (`none`: no limit) |
 //! | `AWS_DYNAMO_DB_SESSION_GC_SEGMENTS` | 4 | parallel scan segments, 1 to 1000 |
 //! | `AWS_DYNAMO_DB_SESSION_GC_PAGE_SIZE` | 500 | items a scan page evaluates |
-//! | `AWS_DYNAMO_DB_SESSION_GC_RATE_LIMIT` | none | most deletes per second |
+//! | `AWS_DYNAMO_DB_SESSION_GC_RATE_LIMIT` | none | most deletes per second (`0`: no limit) |
 //!
-//! At least one of `MAX_AGE` and `MAX_STALE` must be set. Every other session store variable
-//! (for example `AWS_DYNAMO_DB_SESSION_CONFIG_FILE`) is read too and checked the same way.
+//! `MAX_AGE` and `MAX_STALE` both `none` is refused: nothing would ever be garbage. Every
+//! other session store variable (for example `AWS_DYNAMO_DB_SESSION_CONFIG_FILE`) is read too
+//! and checked the same way.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 

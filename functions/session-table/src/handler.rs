@@ -26,13 +26,8 @@ pub type Request = CloudFormationCustomResourceRequest;
 /// the name may belong to a table this resource never owned.
 pub const CREATE_FAILED_PREFIX: &str = "create-failed:";
 
-/// Tag on every table this resource creates: the stack's id (its ARN). Together with
-/// [`LOGICAL_ID_TAG`] it tells the resource's own tables from adopted and foreign ones, and
-/// the template's IAM policy lets the function delete only tables carrying its stack's id.
-pub const STACK_ID_TAG: &str = "dynamodb-session-store:stack-id";
-
-/// Tag on every table this resource creates: the resource's logical id in the template.
-pub const LOGICAL_ID_TAG: &str = "dynamodb-session-store:logical-id";
+/// The tags on every table this resource creates (the library's, also read by `sessionctl`).
+pub use dynamodb_session_store::{LOGICAL_ID_TAG, STACK_ID_TAG};
 
 /// How the handler spends its time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,8 +170,9 @@ impl Handler {
         }
         let dynamodb = self.dynamodb.clone();
         let owner = common.echo.clone();
+        let failure_id = common.failure_id.clone();
         let mut work = tokio::spawn(
-            async move { perform(&dynamodb, &owner, request).await }.in_current_span(),
+            async move { perform(&dynamodb, &owner, &failure_id, request).await }.in_current_span(),
         );
         let joined = match budget {
             Some(budget) => match tokio::time::timeout(budget, &mut work).await {
@@ -287,9 +283,11 @@ impl Common {
     }
 }
 
-async fn perform(dynamodb: &Client, owner: &Echo, request: Request) -> Outcome {
+/// Does the work of `request`; `failure_id` is [`Common::failure_id`], the physical id a
+/// failed Create answers with.
+async fn perform(dynamodb: &Client, owner: &Echo, failure_id: &str, request: Request) -> Outcome {
     match request {
-        Request::Create(r) => create(dynamodb, owner, &r.request_id, &r.resource_properties).await,
+        Request::Create(r) => create(dynamodb, owner, failure_id, &r.resource_properties).await,
         Request::Update(r) => {
             update(
                 dynamodb,
@@ -387,8 +385,7 @@ async fn claim_and_prepare(
     Ok((claim, arn))
 }
 
-async fn create(dynamodb: &Client, owner: &Echo, request_id: &str, properties: &Value) -> Outcome {
-    let failure_id = format!("{CREATE_FAILED_PREFIX}{request_id}");
+async fn create(dynamodb: &Client, owner: &Echo, failure_id: &str, properties: &Value) -> Outcome {
     let Properties {
         table,
         adopt_existing,
@@ -474,17 +471,11 @@ async fn delete(dynamodb: &Client, owner: &Echo, current: &str) -> Outcome {
         Ok(Deletion::AlreadyDeleting) => done(format!(
             "table {current} is already being deleted; nothing more to do"
         )),
-        Ok(Deletion::NotOwned(existing)) => {
-            tracing::warn!(
-                table = %current,
-                arn = %existing.arn,
-                "not deleting the table: this resource did not create it (adopted or foreign)"
-            );
-            done(format!(
-                "table {current} was NOT deleted: this resource did not create it (it was \
-                 adopted, or belongs to someone else), so it is left in place"
-            ))
-        }
+        // The library has already warned; the reason tells CloudFormation.
+        Ok(Deletion::NotOwned(_)) => done(format!(
+            "table {current} was NOT deleted: this resource did not create it (it was \
+             adopted, or belongs to someone else), so it is left in place"
+        )),
         Err(e) => Outcome::failed(
             current,
             format!("could not delete table {current}: {}", describe(&e)),

@@ -33,6 +33,6 @@ pub use handler::{
 };
 pub use properties::{
     DEFAULT_TABLE_KEY, InvalidProperty, Properties, is_valid_table_name, parse_properties,
-    table_from_properties, table_key_of,
+    table_key_of,
 };
 pub use response::{Delivery, DeliveryFailed, Echo, Outcome, deliver, describe, response_body};

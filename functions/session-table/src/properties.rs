@@ -49,18 +49,27 @@ pub struct Properties {
     /// The table (`TableName`, `TableKey`, `BillingMode`, capacities, TTL attribute).
     pub table: SessionTable,
     /// `AdoptExisting`: whether a table of that name that this resource did not create may
-    /// be taken over (TTL turned on, billing updated). Such a table is never deleted by the
-    /// resource. Default `false`: an existing table fails the Create.
+    /// be taken over. On Create the adopted table is waited for until active and gets TTL
+    /// and the user index; its billing is left as it is (an Update that keeps the
+    /// `TableName` applies the template's). Such a table is never deleted by the resource.
+    /// Default `false`: an existing table fails the Create.
     pub adopt_existing: bool,
 }
 
-/// Checks `properties` (a request's `ResourceProperties`): the table as
-/// [`table_from_properties`] reads it, and `AdoptExisting` (`true` or `false`, as a string or
-/// a JSON boolean; empty or absent means `false`).
+/// Checks `properties` (a request's `ResourceProperties`): the table they describe, and
+/// `AdoptExisting` (`true` or `false`, as a string or a JSON boolean; empty or absent means
+/// `false`).
+///
+/// `TableName` is required; `TableKey` defaults to `session_id`, `BillingMode` to
+/// `PAY_PER_REQUEST`, `TimeToLiveAttribute` to `expire_at`, and a provisioned table's
+/// `ReadCapacity`/`WriteCapacity` to the library's 10/5. An optional property given as an
+/// empty string counts as not given, so templates can pass empty parameters through.
+/// Unknown properties are refused: a misspelt `BilingMode` must not silently mean on-demand.
 ///
 /// # Examples
 ///
 /// ```
+/// use dynamodb_session_store::BillingMode;
 /// use serde_json::json;
 ///
 /// let properties = session_table::parse_properties(&json!({
@@ -70,6 +79,19 @@ pub struct Properties {
 /// .unwrap();
 /// assert!(properties.adopt_existing);
 /// assert_eq!(properties.table.name, "sessions");
+///
+/// let table = session_table::parse_properties(&json!({
+///     "ServiceToken": "arn:aws:lambda:eu-west-1:123456789012:function:session-table",
+///     "TableName": "sessions",
+///     "BillingMode": "PROVISIONED",
+///     "ReadCapacity": "20",
+///     "WriteCapacity": "10",
+/// }))
+/// .unwrap()
+/// .table;
+/// assert_eq!(table.name, "sessions");
+/// assert_eq!(table.billing_mode, BillingMode::Provisioned);
+/// assert_eq!((table.read_capacity, table.write_capacity), (20, 10));
 /// ```
 ///
 /// # Errors
@@ -96,37 +118,13 @@ pub fn parse_properties(properties: &Value) -> Result<Properties, InvalidPropert
     })
 }
 
-/// Checks `properties` (a request's `ResourceProperties`) and returns the table they describe.
-///
-/// `TableName` is required; `TableKey` defaults to `session_id`, `BillingMode` to
-/// `PAY_PER_REQUEST`, `TimeToLiveAttribute` to `expire_at`, and a provisioned table's
-/// `ReadCapacity`/`WriteCapacity` to the library's 10/5. An optional property given as an
-/// empty string counts as not given, so templates can pass empty parameters through.
-/// Unknown properties are refused: a misspelt `BilingMode` must not silently mean on-demand.
-///
-/// # Examples
-///
-/// ```
-/// use dynamodb_session_store::BillingMode;
-/// use serde_json::json;
-///
-/// let table = session_table::table_from_properties(&json!({
-///     "ServiceToken": "arn:aws:lambda:eu-west-1:123456789012:function:session-table",
-///     "TableName": "sessions",
-///     "BillingMode": "PROVISIONED",
-///     "ReadCapacity": "20",
-///     "WriteCapacity": "10",
-/// }))
-/// .unwrap();
-/// assert_eq!(table.name, "sessions");
-/// assert_eq!(table.billing_mode, BillingMode::Provisioned);
-/// assert_eq!((table.read_capacity, table.write_capacity), (20, 10));
-/// ```
+/// The table `properties` describe, as [`parse_properties`] documents; `AdoptExisting` is
+/// accepted as a known property but not checked here, so use [`parse_properties`].
 ///
 /// # Errors
 ///
 /// [`InvalidProperty`] naming the first property that cannot be used.
-pub fn table_from_properties(properties: &Value) -> Result<SessionTable, InvalidProperty> {
+pub(crate) fn table_from_properties(properties: &Value) -> Result<SessionTable, InvalidProperty> {
     let properties = properties
         .as_object()
         .ok_or_else(|| InvalidProperty::new("ResourceProperties", "expected an object"))?;

@@ -8,11 +8,11 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::sweep::{Counts, Item, Progress};
 use super::{CHECKPOINT_KEY, GarbageCollector, PassStatus};
+use crate::attributes::GC_PASS_STARTED_AT;
 use crate::error::{Error, Result};
 use crate::store::number;
 
 const VERSION_ATTR: &str = "gc_version";
-const PASS_STARTED_AT_ATTR: &str = "gc_pass_started_at";
 const SEGMENTS_ATTR: &str = "gc_segments";
 const DONE_FIELD: &str = "done";
 const RESUME_AFTER_FIELD: &str = "resume_after";
@@ -224,18 +224,15 @@ impl Checkpoint {
         HashMap::from([
             (key_attribute.to_owned(), checkpoint_key()),
             (VERSION_ATTR.to_owned(), number_u64(version)),
-            (
-                PASS_STARTED_AT_ATTR.to_owned(),
-                number(self.pass_started_at),
-            ),
+            (GC_PASS_STARTED_AT.to_owned(), number(self.pass_started_at)),
             (SEGMENTS_ATTR.to_owned(), AttributeValue::L(segments)),
         ])
     }
 
     pub(super) fn from_item(item: &Item, version: u64) -> Result<Checkpoint, String> {
-        let pass_started_at = read_u64(item, PASS_STARTED_AT_ATTR)
+        let pass_started_at = read_u64(item, GC_PASS_STARTED_AT)
             .and_then(|t| i64::try_from(t).ok())
-            .ok_or_else(|| format!("no readable {PASS_STARTED_AT_ATTR}"))?;
+            .ok_or_else(|| format!("no readable {GC_PASS_STARTED_AT}"))?;
         let Some(AttributeValue::L(stored)) = item.get(SEGMENTS_ATTR) else {
             return Err(format!("no {SEGMENTS_ATTR} list"));
         };

@@ -30,6 +30,17 @@ pub const DEFAULT_SEGMENTS: u32 = 4;
 pub const MAX_SEGMENTS: u32 = 1000;
 /// Items a scan page evaluates unless [`GarbageCollector::with_page_size`] says otherwise.
 pub const DEFAULT_PAGE_SIZE: u32 = 500;
+/// Largest page the collector's front ends accept: DynamoDB returns at most 1 MB a page anyway.
+pub const MAX_PAGE_SIZE: u32 = 10_000;
+/// The variable the collector's front ends (the session-gc Lambda, `sessionctl gc`) read
+/// the scan segments from (1 to [`MAX_SEGMENTS`]; default [`DEFAULT_SEGMENTS`]).
+pub const GC_SEGMENTS_VAR: &str = "AWS_DYNAMO_DB_SESSION_GC_SEGMENTS";
+/// The variable the collector's front ends read the scan page size from (1 to
+/// [`MAX_PAGE_SIZE`]; default [`DEFAULT_PAGE_SIZE`]).
+pub const GC_PAGE_SIZE_VAR: &str = "AWS_DYNAMO_DB_SESSION_GC_PAGE_SIZE";
+/// The variable the collector's front ends read the most deletes per second from (`0` or
+/// unset: no limit; see [`GarbageCollector::with_rate_limit`]).
+pub const GC_RATE_LIMIT_VAR: &str = "AWS_DYNAMO_DB_SESSION_GC_RATE_LIMIT";
 /// Deletes in flight unless [`GarbageCollector::with_concurrency`] says otherwise.
 pub const DEFAULT_CONCURRENCY: usize = 16;
 /// Retries of one request unless [`GarbageCollector::with_max_retries`] says otherwise.

@@ -198,9 +198,7 @@ impl Keyring {
     /// An opaque handle for the session stored under `table_key`: stable while the current
     /// secret is, and revealing neither the id, the cookie nor the table key.
     pub(crate) fn handle(&self, table_key: &str) -> String {
-        let mut mac = self.keys[0].handle.clone();
-        mac.update(table_key.as_bytes());
-        URL_SAFE_NO_PAD.encode(&mac.finalize().into_bytes()[..16])
+        URL_SAFE_NO_PAD.encode(&mac(&self.keys[0].handle, table_key.as_bytes())[..16])
     }
 }
 
@@ -209,10 +207,16 @@ pub(crate) fn user_hash(id: &SessionId, user: &str) -> String {
     mac_text(&id.keys.user, user.as_bytes())
 }
 
-fn mac_text(key: &HmacSha256, input: &[u8]) -> String {
+/// HMAC-SHA256 of `input` under `key`.
+fn mac(key: &HmacSha256, input: &[u8]) -> [u8; 32] {
     let mut mac = key.clone();
     mac.update(input);
-    URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    mac.finalize().into_bytes().into()
+}
+
+/// HMAC-SHA256 of `input` under `key`, base64url.
+fn mac_text(key: &HmacSha256, input: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(mac(key, input))
 }
 
 /// The key that seals `id`'s data, from the raw id, which only the cookie carries (the table
@@ -230,9 +234,7 @@ pub(crate) fn data_key(id: &SessionId) -> [u8; 32] {
 
 /// The cookie value for `id`, signed by the secret that verified (or generated) it.
 pub(crate) fn cookie_value(id: &SessionId) -> String {
-    let mut mac = id.keys.sign.clone();
-    mac.update(&id.raw);
-    let tag = mac.finalize().into_bytes();
+    let tag = mac(&id.keys.sign, &id.raw);
     let mut out = String::with_capacity(COOKIE_VALUE_LEN);
     URL_SAFE_NO_PAD.encode_string(id.raw, &mut out);
     out.push('.');
@@ -243,11 +245,7 @@ pub(crate) fn cookie_value(id: &SessionId) -> String {
 /// The value stored in the table's hash key for `id`.
 pub(crate) fn table_key(id: &SessionId) -> String {
     id.table_key
-        .get_or_init(|| {
-            let mut mac = id.keys.table.clone();
-            mac.update(&id.raw);
-            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
-        })
+        .get_or_init(|| mac_text(&id.keys.table, &id.raw))
         .clone()
 }
 

@@ -312,10 +312,15 @@ impl Session {
             Concurrency::None => self.inner.state.lock().await,
             Concurrency::Optimistic | Concurrency::Pessimistic => self.loaded().await?,
         };
+        self.mark_destroyed(&mut state).await
+    }
+
+    /// Marks the session to be deleted when the request ends, its cookie expired.
+    async fn mark_destroyed(&self, state: &mut State) -> Result<()> {
         if state.closed {
             return state.fail(Error::SessionClosed);
         }
-        self.identify(&mut state).await;
+        self.identify(state).await;
         state.destroy = true;
         state.data.clear();
         Ok(())
@@ -450,12 +455,7 @@ impl Session {
         if let Some((id, _)) = &state.stored
             && self.inner.store.session_handle(id) == handle
         {
-            if state.closed {
-                return state.fail(Error::SessionClosed);
-            }
-            state.destroy = true;
-            state.data.clear();
-            return Ok(true);
+            return self.mark_destroyed(&mut state).await.map(|()| true);
         }
         match self
             .inner

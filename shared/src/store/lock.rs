@@ -7,7 +7,7 @@ use backon::{ConstantBuilder, Retryable};
 
 use super::SessionStore;
 use super::backend::{Locked, StoredItem};
-use super::record::LockToken;
+use super::record::{LockToken, stale_lock_before_ms};
 use crate::error::{Error, Result};
 
 /// Why one attempt did not take the lock.
@@ -27,7 +27,6 @@ impl SessionStore {
     ) -> Result<Option<(StoredItem, Option<LockToken>)>> {
         let config = &self.inner.config;
         let token = LockToken::generate();
-        let expiry_ms = i64::try_from(config.lock_expiry_time.as_millis()).unwrap_or(i64::MAX);
         let started = Instant::now();
         let mut give_up = started + config.lock_max_wait_time;
         if let Some(deadline) = self.deadline {
@@ -40,7 +39,7 @@ impl SessionStore {
                     key,
                     &token.0,
                     now_ms,
-                    now_ms.saturating_sub(expiry_ms),
+                    stale_lock_before_ms(config, now_ms),
                 ))
                 .await;
             match locked {

@@ -167,6 +167,12 @@ impl StoredItem {
         )
     }
 
+    /// The `max_stale` that applies to this session: its own ("remember me"), else
+    /// `config`'s.
+    pub fn max_stale_in_force(&self, config: &Config) -> Option<Duration> {
+        self.max_stale.map(Duration::from_secs).or(config.max_stale)
+    }
+
     /// Whether this session is dead at `now` (Unix seconds): what
     /// [`SessionStore::load`](crate::SessionStore::load) treats as absent.
     pub fn is_expired(&self, config: &Config, now: i64) -> bool {
@@ -176,11 +182,18 @@ impl StoredItem {
     /// Whether a lock on this session holds at `now_ms` (Unix milliseconds): taken no longer
     /// than `lock_expiry_time` ago. An older one may be broken by the next request.
     pub fn is_locked(&self, config: &Config, now_ms: i64) -> bool {
-        let expiry = i64::try_from(config.lock_expiry_time.as_millis()).unwrap_or(i64::MAX);
+        let stale_before = stale_lock_before_ms(config, now_ms);
         self.lock
             .as_ref()
-            .is_some_and(|lock| lock.locked_at_ms >= now_ms.saturating_sub(expiry))
+            .is_some_and(|lock| lock.locked_at_ms >= stale_before)
     }
+}
+
+/// The lock rule, the one place it is written: a lock taken before this instant (Unix
+/// milliseconds) is older than `lock_expiry_time` at `now_ms`, and the next request breaks it.
+pub(super) fn stale_lock_before_ms(config: &Config, now_ms: i64) -> i64 {
+    let expiry = i64::try_from(config.lock_expiry_time.as_millis()).unwrap_or(i64::MAX);
+    now_ms.saturating_sub(expiry)
 }
 
 /// Why a guarded write was refused, from the item as it stands (`None`: absent).

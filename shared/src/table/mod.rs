@@ -16,7 +16,7 @@ use aws_sdk_dynamodb::types::{
 mod ownership;
 mod schema;
 
-pub use self::ownership::{Deletion, ExistingTable};
+pub use self::ownership::{Deletion, ExistingTable, LOGICAL_ID_TAG, STACK_ID_TAG};
 
 use crate::attributes::{EXPIRE_AT, USER_HASH};
 use crate::config::{BillingMode, Config};
@@ -297,11 +297,16 @@ impl SessionTable {
             .table_name(&self.name)
             .wait(self.wait_timeout)
             .await
-            .map_err(|e| Error::TableNotReady {
-                table: self.name.clone(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| self.not_ready(e))?;
         Ok(true)
+    }
+
+    /// A wait for the table that ran out (or failed).
+    fn not_ready(&self, waited: impl std::fmt::Display) -> Error {
+        Error::TableNotReady {
+            table: self.name.clone(),
+            reason: waited.to_string(),
+        }
     }
 
     pub(super) fn throughput(&self) -> Result<ProvisionedThroughput> {
@@ -322,10 +327,7 @@ impl SessionTable {
             .table_name(&self.name)
             .wait(self.wait_timeout)
             .await
-            .map_err(|e| Error::TableNotReady {
-                table: self.name.clone(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| self.not_ready(e))?;
         Ok(waited.into_result().ok().and_then(|out| out.table))
     }
 

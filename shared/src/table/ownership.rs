@@ -10,6 +10,15 @@ use aws_sdk_dynamodb::types::{TableStatus, Tag};
 use super::{SessionTable, build_error};
 use crate::error::{Error, Result};
 
+/// The tag the session-table custom resource puts on every table it creates: the stack's id
+/// (its ARN). With [`LOGICAL_ID_TAG`] it tells a stack's own tables from adopted and foreign
+/// ones, and the template's IAM policy lets the function delete only tables carrying it.
+pub const STACK_ID_TAG: &str = "dynamodb-session-store:stack-id";
+
+/// The tag the session-table custom resource puts on every table it creates: the resource's
+/// logical id in the template.
+pub const LOGICAL_ID_TAG: &str = "dynamodb-session-store:logical-id";
+
 /// DynamoDB's tag limits: keys of 1 to 128 characters, values of up to 256, at most 50 tags.
 const MAX_TAG_KEY_CHARS: usize = 128;
 const MAX_TAG_VALUE_CHARS: usize = 256;
@@ -28,6 +37,8 @@ pub struct ExistingTable {
     pub deleting: bool,
     /// Every tag on the table.
     pub tags: BTreeMap<String, String>,
+    /// DynamoDB's estimate of the items in the table (updated about every six hours).
+    pub item_count: Option<u64>,
 }
 
 /// What [`SessionTable::delete_if_owned`] did. Exhaustive on purpose: a caller deciding
@@ -80,6 +91,10 @@ impl SessionTable {
             }
             Err(e) => return Err(Error::from_sdk(&self.name, e)),
         };
+        let item_count = described
+            .as_ref()
+            .and_then(|t| t.item_count)
+            .and_then(|n| u64::try_from(n).ok());
         let mut status = described.as_ref().and_then(|t| t.table_status.clone());
         let mut arn = described.and_then(|t| t.table_arn).unwrap_or_default();
         if matches!(status, Some(TableStatus::Creating | TableStatus::Updating)) {
@@ -102,6 +117,7 @@ impl SessionTable {
             arn,
             deleting,
             tags,
+            item_count,
         }))
     }
 
@@ -264,6 +280,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            item_count: None,
         }
     }
 

@@ -29,8 +29,8 @@ pub(super) async fn login(request: &Request) -> Result<Response<Body>, Failure> 
 /// `GET /sessions[?cursor=C]`.
 pub(super) async fn list(request: &Request) -> Result<Response<Body>, Failure> {
     let cursor = query(request).first("cursor").map(str::to_owned);
-    let session = bound(request).await?;
-    let Some(page) = session.user_sessions(cursor.as_deref()).await? else {
+    // `None`: the session has no user.
+    let Some(page) = session(request)?.user_sessions(cursor.as_deref()).await? else {
         return Err(no_user());
     };
     let mut body = json!({ "sessions": page.sessions });
@@ -42,7 +42,7 @@ pub(super) async fn list(request: &Request) -> Result<Response<Body>, Failure> {
 
 /// `DELETE /sessions`: the others, then this one (its cookie is expired).
 pub(super) async fn revoke_all(request: &Request) -> Result<Response<Body>, Failure> {
-    let session = bound(request).await?;
+    let session = session(request)?;
     let others = session.revoke_other_sessions().await?.ok_or_else(no_user)?;
     session.destroy().await?;
     Ok(ok(json!({ "revoked": others + 1 })))
@@ -50,13 +50,17 @@ pub(super) async fn revoke_all(request: &Request) -> Result<Response<Body>, Fail
 
 /// `DELETE /sessions/others`.
 pub(super) async fn revoke_others(request: &Request) -> Result<Response<Body>, Failure> {
-    let session = bound(request).await?;
-    let revoked = session.revoke_other_sessions().await?.ok_or_else(no_user)?;
+    let revoked = session(request)?
+        .revoke_other_sessions()
+        .await?
+        .ok_or_else(no_user)?;
     Ok(ok(json!({ "revoked": revoked })))
 }
 
 /// `DELETE /sessions/{handle}`.
 pub(super) async fn revoke_one(request: &Request, handle: &str) -> Result<Response<Body>, Failure> {
+    // Checked first: `revoke_session` answers `false` both for no user and for a handle that
+    // is not the user's, and only the latter is a 404.
     let session = bound(request).await?;
     if !session.revoke_session(handle).await? {
         return Err(Failure::new(

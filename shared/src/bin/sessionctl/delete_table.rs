@@ -2,14 +2,11 @@
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 
-use dynamodb_session_store::SessionTable;
+use dynamodb_session_store::{STACK_ID_TAG, SessionTable};
 use serde_json::json;
 
 use crate::context::Context;
-use crate::output::{Failure, count, sdk_failure};
-
-/// The tag a CloudFormation-made table carries (see the session-table custom resource).
-const STACK_TAG: &str = "dynamodb-session-store:stack-id";
+use crate::output::{Failure, count};
 
 /// Delete the session table and every session in it
 ///
@@ -42,25 +39,14 @@ pub async fn run(context: &Context, args: Args) -> Result<(), Failure> {
                 table.name
             )));
         }
-        let described = client
-            .describe_table()
-            .table_name(&table.name)
-            .send()
-            .await
-            .map_err(|e| sdk_failure(&table.name, e))?
-            .table;
-        let items = described
-            .and_then(|t| t.item_count)
-            .and_then(|n| u64::try_from(n).ok())
-            .unwrap_or(0);
         let mut prompt = format!(
             "Delete table {} ({}) and every session in it (about {} items)? This cannot be \
              undone.",
             table.name,
             existing.arn,
-            count(items)
+            count(existing.item_count.unwrap_or(0))
         );
-        if let Some(stack) = existing.tags.get(STACK_TAG) {
+        if let Some(stack) = existing.tags.get(STACK_ID_TAG) {
             prompt.push_str(&format!(
                 "\nIt belongs to CloudFormation stack {stack}: deleting it here leaves the stack \
                  out of step."

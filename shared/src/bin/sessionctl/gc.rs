@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use aws_sdk_dynamodb::Client;
 use dynamodb_session_store::{
-    DEFAULT_PAGE_SIZE, DEFAULT_SEGMENTS, GarbageCollector, GcReport, MAX_SEGMENTS, PassStatus,
+    DEFAULT_PAGE_SIZE, DEFAULT_SEGMENTS, GC_PAGE_SIZE_VAR, GC_RATE_LIMIT_VAR, GC_SEGMENTS_VAR,
+    GarbageCollector, GcReport, MAX_PAGE_SIZE, MAX_SEGMENTS, PassStatus,
 };
 
 use crate::context::{Context, Lifetimes};
@@ -29,20 +30,20 @@ pub struct Args {
     #[command(flatten)]
     lifetimes: Lifetimes,
     /// Parallel scan segments (1-1000). Changing it restarts a saved pass
-    #[arg(long, value_name = "N", env = "AWS_DYNAMO_DB_SESSION_GC_SEGMENTS",
+    #[arg(long, value_name = "N", env = GC_SEGMENTS_VAR,
           default_value_t = DEFAULT_SEGMENTS,
           value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_SEGMENTS)))]
     segments: u32,
     /// Items a scan page evaluates (1-10000)
-    #[arg(long, value_name = "N", env = "AWS_DYNAMO_DB_SESSION_GC_PAGE_SIZE",
+    #[arg(long, value_name = "N", env = GC_PAGE_SIZE_VAR,
           default_value_t = DEFAULT_PAGE_SIZE,
-          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_PAGE_SIZE)))]
     page_size: u32,
     /// Most deletes per second, so the live application keeps its capacity (0: no limit)
     #[arg(
         long,
         value_name = "N",
-        env = "AWS_DYNAMO_DB_SESSION_GC_RATE_LIMIT",
+        env = GC_RATE_LIMIT_VAR,
         default_value_t = 0
     )]
     rate_limit: u32,

@@ -42,7 +42,7 @@ pub async fn run(context: &Context, args: Args) -> Result<(), Failure> {
     let ends = item.ends_at(config).map(|(at, by)| (at, ended_by(by)));
     let previous = id.signed_with_previous_key();
     let handle = store.session_handle(&id);
-    let max_stale = item.max_stale.map(Duration::from_secs).or(config.max_stale);
+    let max_stale = item.max_stale_in_force(config);
     let lock_holds = item.lock.as_ref().map(|_| item.is_locked(config, now_ms));
 
     context.output.result(

@@ -101,18 +101,12 @@ pub fn table_not_found(table: &str) -> String {
     )
 }
 
-/// A failed SDK call on `table`: a missing table named as such, anything else with its
-/// error chain.
+/// A failed SDK call on `table`, classified by the library and described as its errors are.
 pub fn sdk_failure<E, R>(table: &str, error: SdkError<E, R>) -> Failure
 where
     aws_sdk_dynamodb::Error: From<SdkError<E, R>>,
 {
-    match aws_sdk_dynamodb::Error::from(error) {
-        aws_sdk_dynamodb::Error::ResourceNotFoundException(_) => {
-            Failure::Failed(table_not_found(table))
-        }
-        other => Failure::Failed(format!("DynamoDB request failed: {}", chain(&other))),
-    }
+    Failure::from(Error::from_sdk(table, error))
 }
 
 /// An error and its sources, joined with `: `, repeats dropped.

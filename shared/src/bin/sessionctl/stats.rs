@@ -8,17 +8,15 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, BillingMode, TableDescription};
 use dynamodb_session_store::attributes::{
-    CREATED_AT, EXPIRE_AT, LOCKED_AT, MAX_STALE, UPDATED_AT, USER_HASH, USER_INDEX,
+    CREATED_AT, EXPIRE_AT, GC_PASS_STARTED_AT, LOCKED_AT, MAX_STALE, UPDATED_AT, USER_HASH,
+    USER_INDEX,
 };
-use dynamodb_session_store::{CHECKPOINT_KEY, Config, StoredItem, StoredLock};
+use dynamodb_session_store::{CHECKPOINT_KEY, Config, DEFAULT_SEGMENTS, MAX_SEGMENTS, StoredItem};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
 use crate::context::{Context, Lifetimes};
 use crate::output::{Failure, bytes, count, limit, now, now_ms, relative, sdk_failure, timestamp};
-
-/// The collector's checkpoint attribute holding when its pass started.
-const GC_PASS_STARTED_AT: &str = "gc_pass_started_at";
 
 /// Histogram buckets: upper bound in seconds (exclusive) and label.
 const BUCKETS: [(u64, &str); 8] = [
@@ -48,8 +46,8 @@ pub struct Args {
     #[command(flatten)]
     lifetimes: Lifetimes,
     /// Parallel scan segments (1-1000)
-    #[arg(long, value_name = "N", default_value_t = 4,
-          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_SEGMENTS,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_SEGMENTS)))]
     segments: u32,
 }
 
@@ -231,25 +229,16 @@ impl Tally {
             self.gc_pass_started_at = number(item, GC_PASS_STARTED_AT);
             return;
         }
-        let (Some(created_at), Some(updated_at)) =
-            (number(item, CREATED_AT), number(item, UPDATED_AT))
-        else {
-            self.unreadable += 1;
-            return;
+        // Read as the store reads it; without the time of its last write it is no session.
+        let stored = match StoredItem::from_attributes(item) {
+            Ok(stored) if item.contains_key(UPDATED_AT) => stored,
+            _ => {
+                self.unreadable += 1;
+                return;
+            }
         };
-        let stored = StoredItem {
-            created_at,
-            updated_at,
-            expire_at: number(item, EXPIRE_AT),
-            max_stale: number(item, MAX_STALE).and_then(|s| u64::try_from(s).ok()),
-            lock: number(item, LOCKED_AT).map(|locked_at_ms| StoredLock {
-                owner: String::new(),
-                locked_at_ms,
-            }),
-            ..StoredItem::default()
-        };
-        self.ages.add(now.saturating_sub(created_at));
-        self.idle.add(now.saturating_sub(updated_at));
+        self.ages.add(now.saturating_sub(stored.created_at));
+        self.idle.add(now.saturating_sub(stored.updated_at));
         if stored.is_expired(config, now) {
             self.expired += 1;
             return;
@@ -258,7 +247,7 @@ impl Tally {
         if stored.is_locked(config, now_ms) {
             self.locked += 1;
         }
-        if matches!(item.get(USER_HASH), Some(AttributeValue::S(_))) {
+        if stored.user_hash.is_some() {
             self.with_user += 1;
         }
     }
@@ -473,7 +462,7 @@ fn text(table: &TableInfo, config: &Config, tally: &Tally, now: i64, block: char
     ));
     if tally.unreadable > 0 {
         text.push_str(&format!(
-            "  unreadable     {} (no created_at/updated_at)\n",
+            "  unreadable     {} (no updated_at, or attributes of the wrong type)\n",
             count(tally.unreadable)
         ));
     }

@@ -4,8 +4,8 @@
 //! the common options; flags win over the environment, which wins over the file), with the
 //! standard AWS endpoint, region, credential and profile resolution. One module per command,
 //! plus `context` (configuration and the client), `output` (text, JSON, errors and exit
-//! codes), `progress` (the collector's progress bar or log lines) and `rule` (when a session
-//! is dead or locked, as the store decides it).
+//! codes) and `progress` (the collector's progress bar or log lines). When a session is dead
+//! or locked is the library's rule (`StoredItem::ends_at`, `is_expired`, `is_locked`).
 //!
 //! Exit codes: 0 success, 1 failure, 2 usage, 130 interrupted (Ctrl-C; progress is kept).
 

@@ -897,6 +897,26 @@ pub async fn a_users_sessions_are_listed_and_revoked<B: Backend>(mode: Concurren
         "the other user is untouched"
     );
     assert_eq!(backend.count().await, 2);
+
+    // This session by its own handle: it ends (its cookie expired) as a destroy would.
+    let own_handle = left[0].handle.clone();
+    let own = through(&layer, Some(&ann[0]), move |request: Request<String>| {
+        let handle = own_handle.clone();
+        async move {
+            let found = request.session().unwrap().revoke_session(&handle).await?;
+            Ok(Response::new(found.to_string()))
+        }
+    })
+    .await;
+    assert_eq!(own.body(), "true", "{mode:?}");
+    let expired = own.headers()[header::SET_COOKIE].to_str().unwrap();
+    assert!(expired.contains("Max-Age=0"), "{mode:?}: {expired}");
+    assert_eq!(
+        backend.count().await,
+        1,
+        "{mode:?}: only bob's session is left"
+    );
+    assert_eq!(devices(&layer, &bob).await.len(), 1);
 }
 
 /// A user with more sessions than a page holds is read page by page, not whole.

@@ -473,7 +473,7 @@ pub async fn errors_through_question_mark_get_the_layers_answers<B: Backend>() {
     let cookie = cookie_of(&first);
     let store = locked.store();
     let id = store
-        .verify_cookie(cookie.strip_prefix("session=").unwrap())
+        .verify_cookie(cookie.strip_prefix("__Host-session=").unwrap())
         .unwrap();
     let held = store.load(&id).await.unwrap().unwrap();
     let busy = through(&locked, Some(&cookie), increment).await;
@@ -504,7 +504,7 @@ pub async fn errors_through_question_mark_get_the_layers_answers<B: Backend>() {
                 session.get::<u64>("n").await?;
                 // Another request saves now.
                 let id = store
-                    .verify_cookie(cookie.strip_prefix("session=").unwrap())
+                    .verify_cookie(cookie.strip_prefix("__Host-session=").unwrap())
                     .unwrap();
                 let mut other = store.load(&id).await?.unwrap();
                 other.data.insert("other".into(), json!(true));
@@ -522,7 +522,7 @@ pub async fn errors_through_question_mark_get_the_layers_answers<B: Backend>() {
         conflict.body()
     );
     let id = store
-        .verify_cookie(cookie.strip_prefix("session=").unwrap())
+        .verify_cookie(cookie.strip_prefix("__Host-session=").unwrap())
         .unwrap();
     let kept = store.load(&id).await.unwrap().unwrap();
     assert_eq!(
@@ -557,7 +557,7 @@ pub async fn a_held_lock_never_yields_a_fresh_session<B: Backend>() {
     let cookie = cookie_of(&through(&layer, None, increment).await);
     let store = layer.store();
     let id = store
-        .verify_cookie(cookie.strip_prefix("session=").unwrap())
+        .verify_cookie(cookie.strip_prefix("__Host-session=").unwrap())
         .unwrap();
     let held = store.load(&id).await.unwrap().unwrap();
     for _ in 0..3 {
@@ -633,7 +633,7 @@ pub async fn emptied_and_destroyed_sessions_honour_the_mode<B: Backend>(mode: Co
     let cookie = cookie_of(&through(&layer, None, increment).await);
     let store = layer.store().clone();
     let id = store
-        .verify_cookie(cookie.strip_prefix("session=").unwrap())
+        .verify_cookie(cookie.strip_prefix("__Host-session=").unwrap())
         .unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
     let meddle = {
@@ -725,7 +725,7 @@ pub async fn defer_gives_the_application_the_cookie_value<B: Backend>() {
         "deferred"
     );
     let value = first.headers()["x-session"].to_str().unwrap().to_owned();
-    let cookie = format!("session={value}");
+    let cookie = format!("__Host-session={value}");
     let second = through(&layer, Some(&cookie), send_own_cookie).await;
     assert_eq!(
         second.body(),
@@ -746,7 +746,12 @@ pub async fn defer_gives_the_application_the_cookie_value<B: Backend>() {
     let renewed = through_request(&layer, renew, send_own_cookie).await;
     let moved = renewed.headers()["x-session"].to_str().unwrap().to_owned();
     assert_ne!(moved, value, "a renewal's new id");
-    let third = through(&layer, Some(&format!("session={moved}")), send_own_cookie).await;
+    let third = through(
+        &layer,
+        Some(&format!("__Host-session={moved}")),
+        send_own_cookie,
+    )
+    .await;
     assert_eq!(third.body(), "4");
     assert_eq!(backend.count().await, 1);
 }
@@ -772,7 +777,7 @@ pub async fn a_session_can_have_its_own_lifetime<B: Backend>() {
     let cookie = set_cookie.split(';').next().unwrap().to_owned();
     let store = layer.store();
     let id = store
-        .verify_cookie(cookie.strip_prefix("session=").unwrap())
+        .verify_cookie(cookie.strip_prefix("__Host-session=").unwrap())
         .unwrap();
     let item = store.inspect(&id).await.unwrap().unwrap();
     assert_eq!(item.max_stale, Some(30 * 86_400));
@@ -945,7 +950,7 @@ pub async fn many_sessions_are_paginated<B: Backend>() {
     assert!(pages.iter().all(|n| *n <= 100), "{pages:?}");
     assert_eq!(pages.iter().sum::<usize>(), SESSIONS, "{pages:?}");
     let id = store
-        .verify_cookie(cookie.strip_prefix("session=").unwrap())
+        .verify_cookie(cookie.strip_prefix("__Host-session=").unwrap())
         .unwrap();
     assert_eq!(
         store.revoke_user_sessions("many", Some(&id)).await.unwrap(),

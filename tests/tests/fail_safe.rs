@@ -57,7 +57,7 @@ async fn a_held_lock_is_busy_never_absent() {
 
     // Through session-api: 503, no new cookie, no new session.
     let layer = SessionLayer::new(store.clone());
-    let cookie = format!("session={}", store.cookie_value(&id));
+    let cookie = format!("__Host-session={}", store.cookie_value(&id));
     let reply = api::get(&layer, "/counter", Some(&cookie)).await;
     assert_eq!(
         reply.status,

@@ -84,7 +84,7 @@ async fn drive_one_session(layer: SessionLayer, observer: SessionStore, seed: u6
         };
         // Read what is stored through a fault-free client, without taking any lock.
         let id = observer
-            .verify_cookie(cookie.strip_prefix("session=").unwrap())
+            .verify_cookie(cookie.strip_prefix("__Host-session=").unwrap())
             .unwrap();
         let record = observer
             .load(&id)

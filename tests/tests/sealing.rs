@@ -41,7 +41,7 @@ async fn a_table_dump_shows_no_data_no_user_and_no_cookie() {
             .split(';')
             .next()
             .unwrap()
-            .strip_prefix("session=")
+            .strip_prefix("__Host-session=")
             .unwrap();
         cookies.push(value.to_owned());
     }

@@ -185,8 +185,8 @@ async fn forged_cookie_gets_a_new_session_and_a_different_cookie() {
     api.get("/counter", Some(&genuine)).await;
     api.calls.take();
 
-    let value = genuine.strip_prefix("session=").unwrap();
-    let forged = format!("session={}", api::tamper_last(value));
+    let value = genuine.strip_prefix("__Host-session=").unwrap();
+    let forged = format!("__Host-session={}", api::tamper_last(value));
     assert_ne!(
         forged, genuine,
         "the forgery always differs from the genuine cookie"
@@ -390,7 +390,7 @@ async fn delete_removes_the_item_and_expires_the_cookie() {
     assert_eq!(reply.body, json!({"deleted": true}));
     let removal = reply.set_cookie().expect("removal cookie");
     assert!(
-        removal.starts_with("session=;") && removal.contains("Max-Age=0"),
+        removal.starts_with("__Host-session=;") && removal.contains("Max-Age=0"),
         "{removal}"
     );
     assert!(api.table.items().await.is_empty());
@@ -412,7 +412,7 @@ async fn a_session_emptied_by_the_handler_is_deleted_and_its_cookie_removed() {
         Ok::<_, std::convert::Infallible>(Response::new(Body::Empty))
     }));
     let mut request = Request::default();
-    let cookie = format!("session={}", store.cookie_value(&id));
+    let cookie = format!("__Host-session={}", store.cookie_value(&id));
     request
         .headers_mut()
         .insert(header::COOKIE, cookie.parse().unwrap());
@@ -578,7 +578,7 @@ async fn sessions_signed_with_a_rotated_out_secret_move_to_the_new_secret() {
         .create(&json!({"count": 5}).as_object().unwrap().clone())
         .await
         .unwrap();
-    let old_cookie = format!("session={}", old_store.cookie_value(&id));
+    let old_cookie = format!("__Host-session={}", old_store.cookie_value(&id));
 
     let rotated = table.store(|c| c.secret_key(OTHER_SECRET).previous_secret_keys([SECRET]));
     let layer = SessionLayer::new(rotated);
@@ -647,7 +647,7 @@ async fn cookie_attributes_follow_the_layer_settings() {
     // The default-named cookie is someone else's now.
     let value = cookie.strip_prefix("sid=").unwrap();
     assert_eq!(
-        api.get("/session", Some(&format!("session={value}")))
+        api.get("/session", Some(&format!("__Host-session={value}")))
             .await
             .body,
         json!({})
@@ -753,7 +753,7 @@ fn set_cookie_in(response: &Value) -> Option<String> {
             .map(str::to_owned),
     )
     .collect();
-    found.into_iter().find(|c| c.starts_with("session="))
+    found.into_iter().find(|c| c.starts_with("__Host-session="))
 }
 
 #[tokio::test]

@@ -1,14 +1,25 @@
 //! The session cookie: reading the id from `Cookie`, and the `Set-Cookie` an outcome calls for.
+//!
+//! The name defaults to [`HOST_NAME`] whenever the attributes allow the `__Host-` prefix
+//! (`Secure`, `Path=/`, no `Domain`): a browser then refuses the cookie from anyone but this
+//! host over HTTPS, so a sibling subdomain cannot plant one (cookie tossing). Otherwise it is
+//! [`PLAIN_NAME`], and [`sole`] is what keeps a tossed cookie from being used.
 
 use cookie::{Cookie, SameSite};
 use http::HeaderMap;
 use http::header::COOKIE;
 
+/// The default name when the attributes allow the `__Host-` prefix.
+pub(crate) const HOST_NAME: &str = "__Host-session";
+/// The default name otherwise.
+pub(crate) const PLAIN_NAME: &str = "session";
+
 /// Cookie settings; the private default behind [`SessionLayer`](super::SessionLayer)'s
 /// `with_*` methods.
 #[derive(Debug, Clone)]
 pub(crate) struct CookieConfig {
-    pub(crate) name: String,
+    /// The configured name; `None` takes the default the attributes allow (see [`Self::name`]).
+    pub(crate) name: Option<String>,
     pub(crate) domain: Option<String>,
     pub(crate) path: String,
     pub(crate) secure: bool,
@@ -22,7 +33,7 @@ pub(crate) struct CookieConfig {
 impl Default for CookieConfig {
     fn default() -> Self {
         CookieConfig {
-            name: "session".into(),
+            name: None,
             domain: None,
             path: "/".into(),
             secure: true,
@@ -57,15 +68,66 @@ pub(crate) enum CookieUpdate {
 }
 
 impl CookieConfig {
+    /// The cookie's name: the configured one, else [`HOST_NAME`] when the attributes meet the
+    /// `__Host-` prefix's rules and [`PLAIN_NAME`] when they do not.
+    pub(crate) fn name(&self) -> &str {
+        match &self.name {
+            Some(name) => name,
+            None if self.allows_host_prefix() => HOST_NAME,
+            None => PLAIN_NAME,
+        }
+    }
+
+    /// What browsers require of a `__Host-` cookie before they store it.
+    fn allows_host_prefix(&self) -> bool {
+        self.secure && self.path == "/" && self.domain.is_none()
+    }
+
+    /// Settings that weaken the cookie or that browsers reject, as startup warnings. A
+    /// configured `__Host-`/`__Secure-` name that its attributes do not allow is warned about
+    /// rather than refused: the builder's options are infallible and may come in any order,
+    /// and the warning names the fix.
+    pub(crate) fn warnings(&self) -> Vec<&'static str> {
+        let mut warnings = Vec::new();
+        if !self.secure {
+            warnings.push(
+                "the session cookie is not Secure: it travels over plain HTTP and a network \
+                 attacker can read or set it; turn Secure off only for local development",
+            );
+        }
+        let name = self.name();
+        let has_prefix = |prefix: &str| {
+            name.get(..prefix.len())
+                .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
+        };
+        if has_prefix("__Host-") && !self.allows_host_prefix() {
+            warnings.push(
+                "the session cookie's name starts with __Host- but it is not Secure with \
+                 Path=/ and no Domain: browsers will drop it and every request will start a \
+                 fresh session",
+            );
+        } else if has_prefix("__Secure-") && !self.secure {
+            warnings.push(
+                "the session cookie's name starts with __Secure- but it is not Secure: \
+                 browsers will drop it and every request will start a fresh session",
+            );
+        }
+        warnings
+    }
+
     /// The values of the request's cookies with our name, in order.
+    ///
+    /// Each `;`-separated pair is parsed on its own, from bytes: a byte that is not valid in
+    /// a header string (`theme=caf\xe9`, which lambda_http joins into the one `Cookie`
+    /// header from API Gateway's `cookies[]`) loses only the pair it is in.
     pub(crate) fn values<'h>(&self, headers: &'h HeaderMap) -> impl Iterator<Item = String> + 'h {
-        let name = self.name.clone();
+        let name = self.name().to_owned();
         headers
             .get_all(COOKIE)
             .iter()
-            .filter_map(|header| header.to_str().ok())
-            .flat_map(Cookie::split_parse)
-            .filter_map(Result::ok)
+            .flat_map(|header| header.as_bytes().split(|byte| *byte == b';'))
+            .filter_map(|pair| std::str::from_utf8(pair).ok())
+            .filter_map(|pair| Cookie::parse(pair.trim()).ok())
             .filter(move |cookie| cookie.name() == name)
             .map(|cookie| cookie.value().to_owned())
     }
@@ -77,7 +139,7 @@ impl CookieConfig {
         }
         let mut cookie = match update {
             CookieUpdate::Remove => {
-                let mut cookie = Cookie::new(self.name.clone(), "");
+                let mut cookie = Cookie::new(self.name().to_owned(), "");
                 cookie.make_removal();
                 cookie
             }
@@ -92,7 +154,7 @@ impl CookieConfig {
                 if !new_id && !persistent {
                     return None;
                 }
-                let mut cookie = Cookie::new(self.name.clone(), value);
+                let mut cookie = Cookie::new(self.name().to_owned(), value);
                 if let (true, Some(expire_at)) = (persistent, expire_at) {
                     let remaining = expire_at.saturating_sub(written_at).max(0);
                     cookie.set_max_age(cookie::time::Duration::seconds(remaining));
@@ -108,5 +170,200 @@ impl CookieConfig {
         cookie.set_http_only(self.http_only);
         cookie.set_same_site(self.same_site);
         Some(cookie)
+    }
+}
+
+/// What the request's session cookies name, after verification.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Sole<T> {
+    /// No cookie verified.
+    None,
+    /// Every cookie that verified names this one session.
+    One(T),
+    /// Cookies that verify name different sessions.
+    Ambiguous,
+}
+
+/// The duplicate-cookie rule: of several cookies with the session's name, the session is the
+/// one they name only when every cookie that verifies names the same session; when two
+/// verified cookies name different sessions, none is trusted and the request has no session.
+///
+/// A sibling subdomain can set a cookie of the plain name with `Domain=` the parent and a
+/// longer `Path`, and browsers send it first; it can be a valid cookie of the attacker's own
+/// session. Trusting the first that verifies would work the victim inside the attacker's
+/// session; trusting the last would only invert the attack. Under this rule the attacker
+/// gains nothing but what it can already do to a sibling (make the victim start afresh on
+/// the paths its cookie covers). Cookies that do not verify (garbage, forged, another app's
+/// `session`) are ignored, so they never log anyone out. With the default `__Host-` name a
+/// sibling cannot set the cookie at all.
+pub(crate) fn sole<T: PartialEq>(verified: impl IntoIterator<Item = T>) -> Sole<T> {
+    let mut found = Sole::None;
+    for id in verified {
+        found = match found {
+            Sole::None => Sole::One(id),
+            Sole::One(seen) if seen == id => Sole::One(seen),
+            Sole::One(_) | Sole::Ambiguous => return Sole::Ambiguous,
+        };
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+
+    fn headers(values: &[&[u8]]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(COOKIE, HeaderValue::from_bytes(value).unwrap());
+        }
+        headers
+    }
+
+    fn values(config: &CookieConfig, raw: &[&[u8]]) -> Vec<String> {
+        config.values(&headers(raw)).collect()
+    }
+
+    #[test]
+    fn the_default_name_is_host_prefixed_exactly_when_browsers_allow_it() {
+        let mut config = CookieConfig::default();
+        assert_eq!(config.name(), "__Host-session");
+        assert!(config.warnings().is_empty());
+
+        config.path = "/app".into();
+        assert_eq!(
+            config.name(),
+            "session",
+            "a Path other than / forbids __Host-"
+        );
+        config = CookieConfig {
+            domain: Some("example.com".into()),
+            ..CookieConfig::default()
+        };
+        assert_eq!(config.name(), "session", "a Domain forbids __Host-");
+        assert!(config.warnings().is_empty());
+        config = CookieConfig {
+            secure: false,
+            ..CookieConfig::default()
+        };
+        assert_eq!(config.name(), "session", "plain HTTP forbids __Host-");
+        assert_eq!(config.warnings().len(), 1);
+        assert!(config.warnings()[0].contains("not Secure"));
+    }
+
+    #[test]
+    fn a_configured_name_is_kept_and_a_prefix_it_cannot_have_is_warned_about() {
+        let mut config = CookieConfig {
+            name: Some("sid".into()),
+            domain: Some("example.com".into()),
+            ..CookieConfig::default()
+        };
+        assert_eq!(config.name(), "sid");
+        assert!(config.warnings().is_empty());
+
+        config.name = Some("__Host-sid".into());
+        assert_eq!(config.name(), "__Host-sid", "kept as given");
+        let warnings = config.warnings();
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].contains("browsers will drop it"),
+            "{warnings:?}"
+        );
+
+        config.name = Some("__host-sid".into());
+        assert_eq!(
+            config.warnings().len(),
+            1,
+            "browsers match the prefix in any case"
+        );
+
+        config = CookieConfig {
+            name: Some("__Secure-sid".into()),
+            secure: false,
+            ..CookieConfig::default()
+        };
+        assert_eq!(
+            config.warnings().len(),
+            2,
+            "not Secure, and the prefix needs it"
+        );
+        config.secure = true;
+        config.domain = Some("example.com".into());
+        assert!(config.warnings().is_empty(), "__Secure- allows a Domain");
+
+        config = CookieConfig {
+            name: Some("__Host-sid".into()),
+            ..CookieConfig::default()
+        };
+        assert!(
+            config.warnings().is_empty(),
+            "the defaults meet __Host-'s rules"
+        );
+    }
+
+    #[test]
+    fn an_invalid_byte_in_another_cookie_drops_nothing() {
+        let config = CookieConfig::default();
+        // Latin-1 `é`: not UTF-8, and not a visible ASCII character either.
+        assert_eq!(
+            values(&config, &[b"theme=caf\xe9; __Host-session=abc.def; x=1"]),
+            ["abc.def"]
+        );
+        // UTF-8 `é`, which `HeaderValue::to_str` refuses just the same.
+        assert_eq!(
+            values(&config, &["theme=café; __Host-session=abc.def".as_bytes()]),
+            ["abc.def"]
+        );
+        assert_eq!(
+            values(&config, &[b"\xff\xfe", b"a=1;__Host-session=abc.def;;"]),
+            ["abc.def"],
+            "a broken header of its own, no space after ';', empty pairs"
+        );
+        assert!(
+            values(&config, &[b"__Host-session=ab\xe9c"]).is_empty(),
+            "our own cookie with a bad byte is not ours"
+        );
+    }
+
+    #[test]
+    fn every_cookie_of_the_name_is_returned_in_order_and_no_other() {
+        let config = CookieConfig {
+            name: Some("session".into()),
+            ..CookieConfig::default()
+        };
+        assert_eq!(
+            values(
+                &config,
+                &[
+                    b"session=one; Session=no; session_x=no; xsession=no",
+                    b"session=two"
+                ]
+            ),
+            ["one", "two"]
+        );
+        assert!(values(&config, &[b"__Host-session=no"]).is_empty());
+    }
+
+    #[test]
+    fn only_one_session_named_by_every_verified_cookie_is_trusted() {
+        assert_eq!(sole(Vec::<u8>::new()), Sole::None);
+        assert_eq!(sole([7]), Sole::One(7));
+        assert_eq!(sole([7, 7]), Sole::One(7), "the same session twice");
+        assert_eq!(sole([1, 2]), Sole::Ambiguous, "a tossed cookie sent first");
+        assert_eq!(sole([2, 1]), Sole::Ambiguous, "or last");
+        assert_eq!(sole([1, 1, 2]), Sole::Ambiguous);
+        assert_eq!(sole([1, 2, 1]), Sole::Ambiguous);
+    }
+
+    #[test]
+    fn set_cookie_uses_the_resolved_name() {
+        let config = CookieConfig::default();
+        let removal = config.set_cookie(CookieUpdate::Remove).unwrap();
+        assert_eq!(removal.name(), "__Host-session");
+        assert_eq!(removal.path(), Some("/"));
+        assert_eq!(removal.secure(), Some(true));
+        assert_eq!(removal.domain(), None);
     }
 }

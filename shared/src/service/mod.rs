@@ -34,6 +34,7 @@ use crate::store::SessionStore;
 
 pub use self::call::SessionService;
 use self::cookie::CookieConfig;
+pub(crate) use self::cookie::{Sole, sole};
 
 /// Time kept back from a request's deadline by default (see
 /// [`SessionLayer::with_deadline_margin`]).
@@ -41,7 +42,7 @@ pub const DEFAULT_DEADLINE_MARGIN: Duration = Duration::from_secs(1);
 
 /// Adds a [`Session`] to every request of the wrapped service.
 ///
-/// Defaults: cookie `session`, `Path=/`, `Secure`, `HttpOnly`, `SameSite=Lax`, no `Domain`,
+/// Defaults: cookie `__Host-session`, `Path=/`, `Secure`, `HttpOnly`, `SameSite=Lax`, no `Domain`,
 /// a browser-session cookie (no `Max-Age`) unless [`with_persistent_cookie`](Self::with_persistent_cookie)
 /// or [`with_expire_after`](Self::with_expire_after). The session itself always ends
 /// server-side after its `max_stale` (a day by default).
@@ -74,6 +75,8 @@ pub const DEFAULT_DEADLINE_MARGIN: Duration = Duration::from_secs(1);
 pub struct SessionLayer {
     store: SessionStore,
     cookie: Arc<CookieConfig>,
+    /// Whether the cookie settings were checked (and warned about) yet.
+    cookie_checked: Arc<std::sync::OnceLock<()>>,
     deadline_margin: Duration,
 }
 
@@ -83,19 +86,33 @@ impl SessionLayer {
         SessionLayer {
             store,
             cookie: Arc::new(CookieConfig::default()),
+            cookie_checked: Arc::default(),
             deadline_margin: DEFAULT_DEADLINE_MARGIN,
         }
     }
 
     fn with_cookie(mut self, change: impl FnOnce(&mut CookieConfig)) -> Self {
         change(Arc::make_mut(&mut self.cookie));
+        self.cookie_checked = Arc::default();
         self
     }
 
-    /// The cookie's name (default `session`).
+    /// The cookie's name, kept exactly as given. By default it follows the attributes:
+    /// `__Host-session` while the cookie is `Secure` with `Path=/` and no `Domain` (so no
+    /// sibling subdomain can set it), `session` otherwise.
+    ///
+    /// A `__Host-` name without those attributes, or a `__Secure-` name without `Secure`, is
+    /// kept but warned about when the layer wraps a service: browsers drop such a cookie.
     pub fn with_cookie_name(self, name: impl Into<String>) -> Self {
         let name = name.into();
-        self.with_cookie(|c| c.name = name)
+        self.with_cookie(|c| c.name = Some(name))
+    }
+
+    /// The cookie's name, as [`with_cookie_name`](Self::with_cookie_name) or the default
+    /// gives it: what an application that sends the cookie itself (see
+    /// [`with_defer`](Self::with_defer)) names it.
+    pub fn cookie_name(&self) -> &str {
+        self.cookie.name()
     }
 
     /// The cookie's `Domain` (default none: host-only).
@@ -110,7 +127,8 @@ impl SessionLayer {
         self.with_cookie(|c| c.path = path)
     }
 
-    /// The `Secure` attribute (default on; turn off only for plain-HTTP local development).
+    /// The `Secure` attribute (default on; turn off only for plain-HTTP local development:
+    /// the layer warns when it wraps a service without it).
     pub fn with_secure(self, secure: bool) -> Self {
         self.with_cookie(|c| c.secure = secure)
     }
@@ -281,6 +299,12 @@ impl<S> tower::Layer<S> for SessionLayer {
     type Service = SessionService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
+        // Once per layer value, not per wrapped service: axum wraps every route.
+        self.cookie_checked.get_or_init(|| {
+            for warning in self.cookie.warnings() {
+                tracing::warn!(cookie = self.cookie.name(), "{warning}");
+            }
+        });
         SessionService::new(inner, self.clone())
     }
 }

@@ -19,6 +19,7 @@ use crate::error_handler::ErrorAction;
 use crate::keys::SessionId;
 use crate::serializer::SessionData;
 use crate::service::answer::Answer;
+use crate::service::{Sole, sole};
 use crate::store::{SessionRecord, SessionStore, UserSessionPage};
 
 /// A request's session. Cheap to clone; all clones share the same state.
@@ -152,27 +153,43 @@ impl Session {
         &self.inner
     }
 
-    /// The id of the first session cookie that verifies. A cookie signed with a secret this
-    /// instance does not know yet makes the store read its secrets again (at most once per
-    /// interval) before it is given up on.
+    /// The id the session cookies name, under the duplicate-cookie rule
+    /// (see `service::cookie::sole`): cookies that verify must all name one session. When
+    /// none verifies, a cookie signed with a secret this instance does not know yet makes the
+    /// store read its secrets again (at most once per interval) before they are given up on.
     pub(crate) async fn identify(&self, state: &mut State) -> Option<SessionId> {
         if let Some(id) = &state.cookie_id {
             return id.clone();
         }
         let store = self.inner.work_store();
         let values = &self.inner.cookies;
-        let mut id = values.iter().find_map(|v| store.verify_cookie(v));
-        if id.is_none() && !values.is_empty() {
-            id = match store.verify_cookie_refreshing(&values[0]).await {
-                Some(id) => Some(id),
-                None => values[1..].iter().find_map(|v| store.verify_cookie(v)),
-            };
-            if id.is_none() {
-                tracing::debug!(
-                    "session cookie failed verification; a fresh session will be issued"
-                );
-            }
+        let verify_all = || values.iter().filter_map(|v| store.verify_cookie(v));
+        let mut found = sole(verify_all());
+        if matches!(found, Sole::None) && !values.is_empty() {
+            // Called for its refresh: afterwards the store knows every secret any of the
+            // cookies may be signed with, and all of them are counted again.
+            let _ = store.verify_cookie_refreshing(&values[0]).await;
+            found = sole(verify_all());
         }
+        let id = match found {
+            Sole::One(id) => Some(id),
+            Sole::None => {
+                if !values.is_empty() {
+                    tracing::debug!(
+                        "session cookie failed verification; a fresh session will be issued"
+                    );
+                }
+                None
+            }
+            Sole::Ambiguous => {
+                tracing::warn!(
+                    cookies = values.len(),
+                    "session cookies that verify name different sessions (a cookie set by \
+                     a sibling domain?); none is trusted and a fresh session will be issued"
+                );
+                None
+            }
+        };
         state.cookie_id = Some(id.clone());
         id
     }

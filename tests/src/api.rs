@@ -6,6 +6,7 @@ use lambda_http::{Body, Request, Response};
 use serde_json::Value;
 
 use dynamodb_session_store::SessionLayer;
+pub use session_api::routes::DemoRoutes;
 
 /// One decoded response.
 #[derive(Debug)]
@@ -71,7 +72,8 @@ pub fn decode(response: Response<Body>) -> Reply {
     }
 }
 
-/// Sends one request through session-api wrapped in `layer`.
+/// Sends one request through session-api wrapped in `layer`, with the demo routes on (as
+/// `scripts/run` serves it).
 pub async fn call(
     layer: &SessionLayer,
     method: Method,
@@ -79,7 +81,19 @@ pub async fn call(
     cookie: Option<&str>,
     body: &str,
 ) -> Reply {
-    let response = session_api::app(layer.clone())
+    call_with(DemoRoutes::On, layer, method, path, cookie, body).await
+}
+
+/// As [`call`], with the demo routes as given (`Off`: as the template deploys it by default).
+pub async fn call_with(
+    demo: DemoRoutes,
+    layer: &SessionLayer,
+    method: Method,
+    path: &str,
+    cookie: Option<&str>,
+    body: &str,
+) -> Reply {
+    let response = session_api::app_with(layer.clone(), demo)
         .oneshot(request(method, path, cookie, body))
         .await
         .unwrap();

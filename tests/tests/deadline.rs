@@ -114,7 +114,8 @@ async fn get(layer: SessionLayer, path: &str, cookie: &str, deadline_ms: u64) ->
     let mut context = lambda_http::Context::default();
     context.deadline = deadline_ms;
     request.extensions_mut().insert(context);
-    decode(session_api::app(layer).oneshot(request).await.unwrap())
+    let app = session_api::app_with(layer, api::DemoRoutes::On);
+    decode(app.oneshot(request).await.unwrap())
 }
 
 fn assert_busy(reply: &Reply) {

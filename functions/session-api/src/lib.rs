@@ -182,9 +182,17 @@ pub fn resilient(config: aws_sdk_dynamodb::config::Builder) -> aws_sdk_dynamodb:
 /// The routes as a boxed service: one nameable type for `main` and the tests.
 pub type Routes = BoxCloneService<Request, Response<Body>, lambda_http::Error>;
 
-/// The handler wrapped in the session layer: the service Lambda runs.
+/// The handler wrapped in the session layer: the service Lambda runs, with the demo routes
+/// as [`routes::DEMO_ROUTES_VARIABLE`] says.
 pub fn app(layer: SessionLayer) -> SessionService<Routes> {
-    layer.layer(BoxCloneService::new(service_fn(routes::handle)))
+    app_with(layer, routes::DemoRoutes::from_env())
+}
+
+/// As [`app`], with the demo routes on or off as given.
+pub fn app_with(layer: SessionLayer, demo: routes::DemoRoutes) -> SessionService<Routes> {
+    layer.layer(BoxCloneService::new(service_fn(move |request| {
+        routes::handle(request, demo)
+    })))
 }
 
 #[cfg(test)]

@@ -3,15 +3,22 @@
 //! the session layer answers them (503 with `Retry-After` when the lock or the deadline
 //! cannot be met, 409 on a conflict, 413 when the session would be too large, 500 otherwise).
 //!
+//! Routes marked *demo* exist only when [`DemoRoutes::On`] (`SESSION_API_DEMO_ROUTES=true`,
+//! the template's `DemoRoutes` parameter, off by default): `POST /login` binds any user
+//! without a credential, and `hold_ms` holds the function for seconds per request. Off, `POST
+//! /login` answers 404 like any unknown route and a request with `hold_ms` answers 400
+//! before the session is touched (refused rather than ignored, so a caller relying on it
+//! learns at once that it is not there).
+//!
 //! | route | effect |
 //! |---|---|
 //! | `GET /health` | 200, never touches the session |
-//! | `GET /counter[?hold_ms=N]` | increments `count`, 200 `{"count": n}`; waits `hold_ms` (0..=5000) between read and save |
+//! | `GET /counter[?hold_ms=N]` | increments `count`, 200 `{"count": n}`; *demo*: waits `hold_ms` (0..=5000) between read and save |
 //! | `GET /session` | 200 with the session data (`{}` when none), read-only |
 //! | `PATCH /session` | merges a JSON object into the data, 200 with the new data; 400 if not an object; 413 if too large |
 //! | `POST /session/renew` | new id, same data |
 //! | `DELETE /session` | deletes the session and expires the cookie |
-//! | `POST /login` | body `{"user": "<id>"}`: binds the session to the user and renews its id, 200 `{"user": "<id>"}`; 400 without a string `user` |
+//! | `POST /login` (*demo*) | body `{"user": "<id>"}`: binds the session to the user and renews its id, 200 `{"user": "<id>"}`; 400 without a string `user` |
 //! | `GET /sessions[?cursor=C]` | the current user's live sessions: 200 `{"sessions": [{"handle", "current", "created_at", "updated_at", "expire_at"}], "next": C?}`; 401 without a user |
 //! | `DELETE /sessions` | ends every session of the current user, this one included (cookie expired): 200 `{"revoked": n}`; 401 without a user |
 //! | `DELETE /sessions/others` | ends the user's other sessions, keeps this one: 200 `{"revoked": n}`; 401 without a user |
@@ -29,14 +36,53 @@ use serde_json::{Value, json};
 /// Longest `hold_ms` accepted.
 pub const MAX_HOLD_MS: u64 = 5_000;
 
+/// The environment variable that turns the demo-only routes on (`true`).
+pub const DEMO_ROUTES_VARIABLE: &str = "SESSION_API_DEMO_ROUTES";
+
+/// Whether the demo-only parts of the API are served: `POST /login` and `hold_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DemoRoutes {
+    /// Not served: what a deployment gets unless it asks.
+    #[default]
+    Off,
+    /// Served: local runs and tests.
+    On,
+}
+
+impl DemoRoutes {
+    /// From [`DEMO_ROUTES_VARIABLE`]'s value: `true` (any case) turns them on; unset or
+    /// `false` leaves them off, and so does any other value, with a warning — a typo must not
+    /// open a credential-free login.
+    pub fn from_value(value: Option<&str>) -> Self {
+        match value.map(str::trim) {
+            Some(v) if v.eq_ignore_ascii_case("true") => DemoRoutes::On,
+            None | Some("") => DemoRoutes::Off,
+            Some(v) if v.eq_ignore_ascii_case("false") => DemoRoutes::Off,
+            Some(other) => {
+                tracing::warn!(
+                    variable = DEMO_ROUTES_VARIABLE,
+                    value = other,
+                    "expected true or false; the demo routes stay off"
+                );
+                DemoRoutes::Off
+            }
+        }
+    }
+
+    /// From the process environment.
+    pub fn from_env() -> Self {
+        Self::from_value(std::env::var(DEMO_ROUTES_VARIABLE).ok().as_deref())
+    }
+}
+
 /// Answers one request. Bad input and unknown routes become JSON responses; session errors
 /// are returned for the layer to answer.
 ///
 /// # Errors
 ///
 /// The session's errors, unchanged.
-pub async fn handle(request: Request) -> Result<Response<Body>, Error> {
-    match route(request).await {
+pub async fn handle(request: Request, demo: DemoRoutes) -> Result<Response<Body>, Error> {
+    match route(request, demo).await {
         Ok(response) => Ok(response),
         Err(Failure::Refused(refused)) => Ok(refused.into_response()),
         Err(Failure::Session(error)) => Err(error.into()),
@@ -79,7 +125,7 @@ impl Refused {
     }
 }
 
-async fn route(request: Request) -> Result<Response<Body>, Failure> {
+async fn route(request: Request, demo: DemoRoutes) -> Result<Response<Body>, Failure> {
     let path = match request.raw_http_path() {
         "" => request.uri().path().to_owned(),
         raw => raw.to_owned(),
@@ -87,7 +133,7 @@ async fn route(request: Request) -> Result<Response<Body>, Failure> {
     let method = request.method().clone();
     match (path.trim_end_matches('/'), method) {
         ("/health", Method::GET) => Ok(json_response(StatusCode::OK, &json!({ "status": "ok" }))),
-        ("/counter", Method::GET) => counter(&request).await,
+        ("/counter", Method::GET) => counter(&request, demo).await,
         ("/session", Method::GET) => Ok(ok(Value::Object(session(&request)?.data().await?))),
         ("/session", Method::PATCH) => patch(&request).await,
         ("/session/renew", Method::POST) => {
@@ -99,12 +145,15 @@ async fn route(request: Request) -> Result<Response<Body>, Failure> {
             session(&request)?.destroy().await?;
             Ok(ok(json!({ "deleted": true })))
         }
-        ("/login", Method::POST) => devices::login(&request).await,
+        ("/login", Method::POST) if demo == DemoRoutes::On => devices::login(&request).await,
         ("/sessions", Method::GET) => devices::list(&request).await,
         ("/sessions", Method::DELETE) => devices::revoke_all(&request).await,
         ("/sessions/others", Method::DELETE) => devices::revoke_others(&request).await,
         (path, Method::DELETE) if path.starts_with("/sessions/") => {
             devices::revoke_one(&request, &path["/sessions/".len()..]).await
+        }
+        ("/login", _) if demo == DemoRoutes::Off => {
+            Err(Failure::new(StatusCode::NOT_FOUND, "no such route"))
         }
         ("/health" | "/counter" | "/session" | "/session/renew" | "/login" | "/sessions", _) => {
             Err(Failure::new(
@@ -139,10 +188,16 @@ fn query(request: &Request) -> lambda_http::aws_lambda_events::query_map::QueryM
     }
 }
 
-async fn counter(request: &Request) -> Result<Response<Body>, Failure> {
+async fn counter(request: &Request, demo: DemoRoutes) -> Result<Response<Body>, Failure> {
     let query = query(request);
     let hold_ms = match query.first("hold_ms") {
         None => 0,
+        Some(_) if demo == DemoRoutes::Off => {
+            return Err(Failure::new(
+                StatusCode::BAD_REQUEST,
+                format!("hold_ms is a demo parameter ({DEMO_ROUTES_VARIABLE}=true)"),
+            ));
+        }
         Some(text) => text
             .parse::<u64>()
             .ok()
@@ -195,12 +250,21 @@ mod tests {
     use super::*;
 
     async fn call(method: Method, uri: &str, body: &str) -> (StatusCode, Value) {
+        call_with(DemoRoutes::On, method, uri, body).await
+    }
+
+    async fn call_with(
+        demo: DemoRoutes,
+        method: Method,
+        uri: &str,
+        body: &str,
+    ) -> (StatusCode, Value) {
         let request = lambda_http::http::Request::builder()
             .method(method)
             .uri(uri)
             .body(Body::from(body))
             .unwrap();
-        let response = handle(request).await.unwrap();
+        let response = handle(request, demo).await.unwrap();
         let status = response.status();
         (
             status,
@@ -236,6 +300,52 @@ mod tests {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         let (status, _) = call(Method::GET, "/counter?hold_ms=-1", "").await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn without_demo_routes_login_is_not_found_and_hold_ms_is_refused() {
+        // No layer is installed: reaching the session would answer 500.
+        let off = DemoRoutes::Off;
+        let (status, body) = call_with(off, Method::POST, "/login", r#"{"user":"alice"}"#).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        let (status, _) = call_with(off, Method::GET, "/login", "").await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "no 405 hinting it exists");
+        for uri in [
+            "/counter?hold_ms=0",
+            "/counter?hold_ms=5000",
+            "/counter?hold_ms=x",
+        ] {
+            let (status, body) = call_with(off, Method::GET, uri, "").await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
+            assert!(body["error"].as_str().unwrap().contains("demo"), "{body}");
+        }
+        // With them on, the same requests reach the session (500 here: no layer).
+        let on = DemoRoutes::On;
+        let (status, _) = call_with(on, Method::POST, "/login", r#"{"user":"alice"}"#).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        let (status, _) = call_with(on, Method::GET, "/counter?hold_ms=0", "").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        let (status, _) = call_with(off, Method::GET, "/counter", "").await;
+        assert_eq!(
+            status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the counter itself stays"
+        );
+    }
+
+    #[test]
+    fn demo_routes_are_on_only_when_asked_for() {
+        assert_eq!(DemoRoutes::from_value(None), DemoRoutes::Off);
+        assert_eq!(DemoRoutes::from_value(Some("")), DemoRoutes::Off);
+        assert_eq!(DemoRoutes::from_value(Some("false")), DemoRoutes::Off);
+        assert_eq!(
+            DemoRoutes::from_value(Some("yes")),
+            DemoRoutes::Off,
+            "typos stay off"
+        );
+        assert_eq!(DemoRoutes::from_value(Some("1")), DemoRoutes::Off);
+        assert_eq!(DemoRoutes::from_value(Some("true")), DemoRoutes::On);
+        assert_eq!(DemoRoutes::from_value(Some(" TRUE ")), DemoRoutes::On);
     }
 
     #[tokio::test]

@@ -877,3 +877,262 @@ async fn the_signing_key_comes_from_secrets_manager_and_survives_its_rotation() 
         "{err:?}"
     );
 }
+
+/// `request` with `cookie` as the raw bytes of its only `Cookie` header.
+fn with_raw_cookie(path: &str, cookie: &[u8]) -> Request {
+    let mut request = Request::default();
+    *request.uri_mut() = path.parse().unwrap();
+    request.headers_mut().insert(
+        header::COOKIE,
+        header::HeaderValue::from_bytes(cookie).unwrap(),
+    );
+    request
+}
+
+#[tokio::test]
+async fn a_bad_byte_in_another_cookie_leaves_the_session_open() {
+    let api = Api::new("bad_byte", |l| l).await;
+    let cookie = api.get("/counter", None).await.cookie();
+    assert!(cookie.starts_with("__Host-session="), "{cookie}");
+    let headers: [Vec<u8>; 3] = [
+        // Latin-1 `é`, as an old app on the domain may set it.
+        [b"theme=caf\xe9; ".as_slice(), cookie.as_bytes()].concat(),
+        format!("theme=café; {cookie}").into_bytes(),
+        // After ours too, and with API Gateway v2's `cookies[]` joined as lambda_http joins them.
+        [cookie.as_bytes(), b"; lang=\xff\xfe; x=1".as_slice()].concat(),
+    ];
+    for (n, raw) in headers.iter().enumerate() {
+        let reply = decode(
+            session_api::app_with(api.layer.clone(), api::DemoRoutes::On)
+                .oneshot(with_raw_cookie("/counter", raw))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(reply.body, json!({"count": n + 2}), "header {n}");
+        assert_eq!(reply.set_cookie(), None, "the same session, no new cookie");
+    }
+    assert_eq!(
+        api.table.items().await.len(),
+        1,
+        "no fresh session was made"
+    );
+}
+
+/// A session holding `{"owner": owner}` on `api`, and its `name=value` cookie.
+async fn owned_session(api: &Api, owner: &str) -> String {
+    let body = json!({ "owner": owner }).to_string();
+    let reply = api.call(Method::PATCH, "/session", None, &body).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    reply.cookie()
+}
+
+/// Cookie tossing: a sibling subdomain sets `session=<its own valid cookie>;
+/// Domain=example.com; Path=/longer`, which browsers send before the victim's. Two cookies
+/// that verify and name different sessions open neither; cookies that do not verify are
+/// ignored; the same session twice is that session.
+#[tokio::test]
+async fn a_tossed_session_cookie_is_never_used() {
+    // A parent-domain cookie: the plain name, which a sibling can set.
+    let api = Api::new("tossing", |l| l.with_domain("example.com")).await;
+    let victim = owned_session(&api, "victim").await;
+    let attacker = owned_session(&api, "attacker").await;
+    assert!(victim.starts_with("session=") && attacker.starts_with("session="));
+    assert_ne!(victim, attacker);
+    let value = victim.strip_prefix("session=").unwrap();
+    let forged = format!("session={}", api::tamper_last(value));
+
+    let api = &api;
+    let session_with =
+        |cookies: String| async move { api.get("/session", Some(&cookies)).await.body };
+    assert_eq!(
+        session_with(victim.clone()).await,
+        json!({"owner": "victim"})
+    );
+    assert_eq!(
+        session_with(format!("{attacker}; {victim}")).await,
+        json!({}),
+        "the tossed cookie first, as browsers send it: no session"
+    );
+    assert_eq!(
+        session_with(format!("{victim}; {attacker}")).await,
+        json!({}),
+        "in either order"
+    );
+    assert_eq!(
+        session_with(format!("{forged}; {victim}")).await,
+        json!({"owner": "victim"}),
+        "a cookie that does not verify locks nobody out"
+    );
+    assert_eq!(
+        session_with(format!("{victim}; {victim}")).await,
+        json!({"owner": "victim"}),
+        "one session named twice"
+    );
+
+    // A write under both cookies goes to a fresh session: neither stored session changes.
+    let reply = api
+        .call(
+            Method::PATCH,
+            "/session",
+            Some(&format!("{attacker}; {victim}")),
+            r#"{"cart": "victim's card"}"#,
+        )
+        .await;
+    assert_eq!(reply.body, json!({"cart": "victim's card"}));
+    let fresh = reply.cookie();
+    assert!(fresh != victim && fresh != attacker, "a new id");
+    assert_eq!(session_with(attacker).await, json!({"owner": "attacker"}));
+    assert_eq!(session_with(victim).await, json!({"owner": "victim"}));
+    assert_eq!(api.table.items().await.len(), 3);
+}
+
+#[tokio::test]
+async fn two_host_prefixed_cookies_naming_different_sessions_open_neither() {
+    let api = Api::new("tossing_host", |l| l).await;
+    let first = owned_session(&api, "first").await;
+    let second = owned_session(&api, "second").await;
+    assert!(first.starts_with("__Host-session="), "{first}");
+    let both = format!("{first}; {second}");
+    assert_eq!(api.get("/session", Some(&both)).await.body, json!({}));
+    assert_eq!(
+        api.get("/session", Some(&second)).await.body,
+        json!({"owner": "second"})
+    );
+}
+
+#[tokio::test]
+async fn the_default_cookie_is_host_prefixed_and_the_plain_name_otherwise() {
+    let cases: [(&str, fn(SessionLayer) -> SessionLayer, &str); 4] = [
+        ("defaults", |l| l, "__Host-session="),
+        ("not_secure", |l| l.with_secure(false), "session="),
+        ("a_path", |l| l.with_path("/app"), "session="),
+        ("a_domain", |l| l.with_domain("example.com"), "session="),
+    ];
+    for (name, layer, prefix) in cases {
+        let api = Api::new(&format!("cookie_default_{name}"), layer).await;
+        let set_cookie = api.get("/counter", None).await.set_cookie().unwrap();
+        assert!(set_cookie.starts_with(prefix), "{name}: {set_cookie}");
+        assert_eq!(api.layer.cookie_name(), prefix.trim_end_matches('='));
+    }
+    let api = Api::new("cookie_default_attrs", |l| l).await;
+    let set_cookie = api.get("/counter", None).await.set_cookie().unwrap();
+    for attribute in ["Secure", "HttpOnly", "Path=/", "SameSite=Lax"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    assert!(!set_cookie.contains("Domain"), "{set_cookie}");
+}
+
+#[test]
+fn weak_cookie_settings_are_warned_about_once_when_the_layer_wraps_a_service() {
+    let logs = integration_tests::capture::Captured::default();
+    let store = SessionStore::with_backend(
+        dynamodb_session_store::Config::builder()
+            .secret_key(SECRET)
+            .build()
+            .unwrap(),
+        dynamodb_session_store::MemoryStore::new(),
+    )
+    .unwrap();
+    tracing::subscriber::with_default(logs.subscriber(), || {
+        let quiet = SessionLayer::new(store.clone());
+        let _ = quiet.layer(service_fn(|_: Request| async {
+            Ok::<_, lambda_http::Error>(Response::new(Body::Empty))
+        }));
+        assert!(!logs.text().contains("WARN"), "{}", logs.text());
+
+        let plain = SessionLayer::new(store.clone()).with_secure(false);
+        for _ in 0..3 {
+            let _ = plain.layer(service_fn(|_: Request| async {
+                Ok::<_, lambda_http::Error>(Response::new(Body::Empty))
+            }));
+        }
+        assert_eq!(
+            logs.text().matches("is not Secure").count(),
+            1,
+            "{}",
+            logs.text()
+        );
+
+        let dropped = SessionLayer::new(store)
+            .with_cookie_name("__Host-sid")
+            .with_path("/app");
+        let _ = dropped.layer(service_fn(|_: Request| async {
+            Ok::<_, lambda_http::Error>(Response::new(Body::Empty))
+        }));
+        assert_eq!(dropped.cookie_name(), "__Host-sid", "kept as given");
+        assert!(
+            logs.text().contains("browsers will drop it"),
+            "{}",
+            logs.text()
+        );
+    });
+}
+
+#[tokio::test]
+async fn without_demo_routes_login_is_not_found_and_hold_ms_is_refused() {
+    use api::DemoRoutes::{Off, On};
+    let api = Api::new("demo_off", |l| l).await;
+    let layer = &api.layer;
+    let reply = api::call_with(
+        Off,
+        layer,
+        Method::POST,
+        "/login",
+        None,
+        r#"{"user":"alice"}"#,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.body);
+    assert_eq!(reply.set_cookie(), None);
+    let started = std::time::Instant::now();
+    let reply = api::call_with(Off, layer, Method::GET, "/counter?hold_ms=3000", None, "").await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    assert!(started.elapsed() < Duration::from_secs(2), "not held");
+    assert!(
+        api.table.items().await.is_empty(),
+        "refused before the session"
+    );
+
+    // The other routes work as before.
+    let cookie = api::call_with(Off, layer, Method::GET, "/counter", None, "")
+        .await
+        .cookie();
+    let reply = api::call_with(Off, layer, Method::GET, "/counter", Some(&cookie), "").await;
+    assert_eq!(reply.body, json!({"count": 2}));
+    let reply = api::call_with(Off, layer, Method::GET, "/sessions", Some(&cookie), "").await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNAUTHORIZED,
+        "no user, and no way to claim one"
+    );
+
+    // With them on, the same calls are served.
+    let reply = api::call_with(
+        On,
+        layer,
+        Method::POST,
+        "/login",
+        Some(&cookie),
+        r#"{"user":"alice"}"#,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let cookie = reply.cookie();
+    let reply = api::call_with(
+        On,
+        layer,
+        Method::GET,
+        "/counter?hold_ms=10",
+        Some(&cookie),
+        "",
+    )
+    .await;
+    assert_eq!(reply.body, json!({"count": 3}));
+    let reply = api::call_with(Off, layer, Method::GET, "/sessions", Some(&cookie), "").await;
+    assert_eq!(
+        reply.body["sessions"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        reply.body
+    );
+}

@@ -262,6 +262,9 @@ impl GarbageCollector {
                 .limit(i32::try_from(self.page_size).unwrap_or(i32::MAX))
                 .set_filter_expression(scan.condition_expression())
                 .projection_expression("#key, #created, #updated, #expire")
+                // Stated, not implied by the projection: the template's IAM condition requires
+                // it, so the collector's role can never Scan for `data`.
+                .select(aws_sdk_dynamodb::types::Select::SpecificAttributes)
                 .set_expression_attribute_names(scan.names())
                 .set_expression_attribute_values(scan.values())
                 .set_exclusive_start_key(start.clone())

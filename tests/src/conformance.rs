@@ -101,6 +101,7 @@ macro_rules! conformance_suite {
             many_sessions_are_paginated => many_sessions_are_paginated(),
             expired_sessions_are_never_listed => expired_sessions_are_never_listed(),
             changes_after_the_write_are_refused => changes_after_the_write_are_refused(),
+            tossed_cookies_are_never_used => tossed_cookies_are_never_used(),
         );
     };
     ($backend:ty; $($name:ident => $test:ident ($($arg:expr),*)),* $(,)?) => {
@@ -1016,4 +1017,52 @@ pub async fn changes_after_the_write_are_refused<B: Backend>() {
     )
     .await;
     assert_eq!(seen.body(), "1");
+}
+
+/// The duplicate-cookie rule and the byte-wise `Cookie` parsing: a planted cookie of another
+/// valid session opens neither session, a cookie that does not verify is ignored, and a bad
+/// byte in an unrelated cookie drops nothing.
+pub async fn tossed_cookies_are_never_used<B: Backend>() {
+    let backend = B::new("tossed_cookies").await;
+    // A parent-domain cookie has the plain name, which a sibling subdomain can set too.
+    let layer = SessionLayer::new(backend.store(|c| c)).with_domain("example.com");
+    let victim = cookie_of(&through(&layer, None, increment).await);
+    assert_eq!(through(&layer, Some(&victim), increment).await.body(), "2");
+    let attacker = cookie_of(&through(&layer, None, increment).await);
+    assert!(victim.starts_with("session=") && victim != attacker);
+
+    let tossed = through(&layer, Some(&format!("{attacker}; {victim}")), increment).await;
+    assert_eq!(tossed.body(), "1", "neither session: a fresh one");
+    let fresh = cookie_of(&tossed);
+    assert!(fresh != victim && fresh != attacker);
+    let reversed = through(&layer, Some(&format!("{victim}; {attacker}")), increment).await;
+    assert_eq!(reversed.body(), "1", "in either order");
+
+    let value = victim.strip_prefix("session=").unwrap();
+    let forged = format!("session={}", crate::api::tamper_last(value));
+    let with_forged = through(&layer, Some(&format!("{forged}; {victim}")), increment).await;
+    assert_eq!(
+        with_forged.body(),
+        "3",
+        "a cookie that does not verify is ignored"
+    );
+
+    let mut request = Request::new(String::new());
+    let raw = [b"theme=caf\xe9; ".as_slice(), victim.as_bytes()].concat();
+    request.headers_mut().insert(
+        header::COOKIE,
+        header::HeaderValue::from_bytes(&raw).unwrap(),
+    );
+    let bad_byte = through_request(&layer, request, increment).await;
+    assert_eq!(bad_byte.body(), "4", "a bad byte elsewhere drops nothing");
+
+    assert_eq!(
+        through(&layer, Some(&attacker), increment).await.body(),
+        "2"
+    );
+    assert_eq!(
+        backend.count().await,
+        4,
+        "victim, attacker and the two fresh sessions"
+    );
 }

@@ -273,3 +273,51 @@ async fn a_streamed_response_passes_through_the_layer_chunk_by_chunk() {
              (the handler sends its last chunk only after the client has the first)",
         );
 }
+
+/// Over real HTTP, through hyper: a `Cookie` header carrying a byte that is not valid in a
+/// header string (Latin-1 `é` from another app on the domain) still carries the session, and
+/// a second valid session cookie (tossed by a sibling domain) opens neither session.
+#[tokio::test]
+async fn raw_cookie_headers_over_http_keep_the_session_and_refuse_a_tossed_one() {
+    let config = Config::builder().secret_key(SECRET).build().unwrap();
+    let memory = MemoryStore::new();
+    let store = SessionStore::with_backend(config, memory.clone()).unwrap();
+    let layer = SessionLayer::new(store).with_secure(false);
+    let base = format!("http://{}", serve(axum_app::app(layer)).await);
+    let client = reqwest::Client::builder().timeout(LIMIT).build().unwrap();
+    let counter = |cookie: Option<Vec<u8>>| {
+        let mut request = client.get(format!("{base}/counter"));
+        if let Some(raw) = cookie {
+            let value = reqwest::header::HeaderValue::from_bytes(&raw).unwrap();
+            request = request.header(reqwest::header::COOKIE, value);
+        }
+        send(request)
+    };
+    let pair = |set_cookie: &[String]| set_cookie[0].split(';').next().unwrap().to_owned();
+
+    let (_, set_cookie, body) = counter(None).await;
+    assert_eq!(body, json!({"count": 1}));
+    let victim = pair(&set_cookie);
+    assert!(victim.starts_with("session="), "{victim}");
+    let raw = [b"theme=caf\xe9; ".as_slice(), victim.as_bytes()].concat();
+    let (status, set_cookie, body) = counter(Some(raw)).await;
+    assert_eq!((status, body), (200, json!({"count": 2})));
+    assert!(set_cookie.is_empty(), "the same session: {set_cookie:?}");
+
+    let (_, set_cookie, _) = counter(None).await;
+    let attacker = pair(&set_cookie);
+    let tossed = format!("{attacker}; {victim}").into_bytes();
+    let (_, _, body) = counter(Some(tossed)).await;
+    assert_eq!(
+        body,
+        json!({"count": 1}),
+        "neither the attacker's nor the victim's"
+    );
+    let (_, _, body) = counter(Some(victim.into_bytes())).await;
+    assert_eq!(
+        body,
+        json!({"count": 3}),
+        "the victim's session is untouched"
+    );
+    assert_eq!(memory.len(), 3, "victim, attacker and the fresh one");
+}

@@ -1002,7 +1002,8 @@ async fn two_host_prefixed_cookies_naming_different_sessions_open_neither() {
 
 #[tokio::test]
 async fn the_default_cookie_is_host_prefixed_and_the_plain_name_otherwise() {
-    let cases: [(&str, fn(SessionLayer) -> SessionLayer, &str); 4] = [
+    type Configure = fn(SessionLayer) -> SessionLayer;
+    let cases: [(&str, Configure, &str); 4] = [
         ("defaults", |l| l, "__Host-session="),
         ("not_secure", |l| l.with_secure(false), "session="),
         ("a_path", |l| l.with_path("/app"), "session="),

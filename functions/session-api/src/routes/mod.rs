@@ -333,6 +333,31 @@ mod tests {
         );
     }
 
+    /// The deployed shape: the template's default for `DemoRoutes`, passed to the function
+    /// as `SESSION_API_DEMO_ROUTES`, leaves the demo routes off.
+    #[tokio::test]
+    async fn the_templates_defaults_deploy_without_demo_routes() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
+        let text = std::fs::read_to_string(path).expect("template.yaml at the workspace root");
+        let template: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("valid YAML");
+        let default = template["Parameters"]["DemoRoutes"]["Default"]
+            .as_str()
+            .expect("a DemoRoutes parameter with a default");
+        let variables =
+            &template["Resources"]["SessionApiFunction"]["Properties"]["Environment"]["Variables"];
+        let serde_yaml_ng::Value::Tagged(set) = &variables[DEMO_ROUTES_VARIABLE] else {
+            panic!("{DEMO_ROUTES_VARIABLE} is not set from a parameter");
+        };
+        assert_eq!(set.tag, "Ref");
+        assert_eq!(set.value.as_str(), Some("DemoRoutes"));
+        let deployed = DemoRoutes::from_value(Some(default));
+        assert_eq!(deployed, DemoRoutes::Off);
+        let (status, _) = call_with(deployed, Method::POST, "/login", r#"{"user":"a"}"#).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, _) = call_with(deployed, Method::GET, "/counter?hold_ms=5000", "").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+
     #[test]
     fn demo_routes_are_on_only_when_asked_for() {
         assert_eq!(DemoRoutes::from_value(None), DemoRoutes::Off);

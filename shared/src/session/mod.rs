@@ -521,8 +521,9 @@ impl Session {
     /// session.insert("seen", true).await?;
     /// let mut response = Response::new(String::from("ok"));
     /// if let Some(value) = session.cookie_value().await? {
-    ///     // The layer was built `with_defer(true)`: the application sends the cookie.
-    ///     let cookie = cookie::Cookie::build(("session", value)).path("/").secure(true).http_only(true);
+    ///     // The layer was built `with_defer(true)`: the application sends the cookie, under
+    ///     // the name the layer reads (`SessionLayer::cookie_name`; by default this one).
+    ///     let cookie = cookie::Cookie::build(("__Host-session", value)).path("/").secure(true).http_only(true);
     ///     response.headers_mut().append(SET_COOKIE, cookie.to_string().parse()?);
     /// }
     /// # Ok(response) }

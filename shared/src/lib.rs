@@ -58,9 +58,9 @@ pub use error::{Error, Result};
 pub use error_handler::{DefaultErrorHandler, ErrorAction, ErrorHandler};
 pub use gc::{
     CHECKPOINT_INTERVAL, CHECKPOINT_KEY, DEFAULT_CONCURRENCY, DEFAULT_MAX_RETRIES,
-    DEFAULT_PAGE_SIZE, DEFAULT_SEGMENTS, GC_PAGE_SIZE_VAR, GC_RATE_LIMIT_VAR, GC_SEGMENTS_VAR,
-    GarbageCollector, GcProgress, GcReport, MAX_PAGE_SIZE, MAX_SEGMENTS, PassStatus, ScannedPage,
-    collect_garbage,
+    DEFAULT_PAGE_SIZE, DEFAULT_SEGMENTS, GC_MAX_AGE_VAR, GC_MAX_STALE_VAR, GC_PAGE_SIZE_VAR,
+    GC_RATE_LIMIT_VAR, GC_SEGMENTS_VAR, GarbageCollector, GcLimits, GcProgress, GcReport,
+    MAX_PAGE_SIZE, MAX_SEGMENTS, PassStatus, ScannedPage, collect_garbage,
 };
 pub use keys::SessionId;
 pub use keys::refresh::{SecretSource, SigningSecrets};

@@ -8,10 +8,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use dynamodb_session_store::{
-    CHECKPOINT_KEY, Config, Error, GarbageCollector, GcReport, PassStatus, SessionData,
-    SessionStore, collect_garbage,
+    CHECKPOINT_KEY, Config, GC_MAX_STALE_VAR, GarbageCollector, GcLimits, GcReport, Lifetime,
+    PassStatus, RequestSessionExt, SessionData, SessionId, SessionLayer, SessionStore,
+    collect_garbage,
 };
 use integration_tests::TestTable;
+use lambda_http::http::{Request, Response, header};
+use lambda_http::tower::{Layer, ServiceExt, service_fn};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::json;
 use session_gc::Handler;
@@ -19,6 +22,7 @@ use session_gc::Handler;
 const SCHEDULED_EVENT: &str = include_str!("../data/scheduled-event.json");
 const MINUTE: i64 = 60;
 const HOUR: i64 = 3600;
+const DAY: i64 = 24 * HOUR;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -185,39 +189,51 @@ async fn each_limit_alone_deletes_what_it_covers_and_fresh_sessions_stay() {
         .await
         .unwrap();
 
-    // max_age alone (1 h): the too-old session and the expired one, not the stale one.
-    let age_only = Config::builder()
-        .table_name(&table.name)
-        .max_age(Duration::from_secs(HOUR as u64))
-        .build()
-        .unwrap();
-    let report = GarbageCollector::new(table.client.clone(), &age_only)
-        .unwrap()
-        .with_segments(2)
-        .collect(in_a_minute())
-        .await
-        .unwrap();
+    let table_only = Config::builder().table_name(&table.name).build().unwrap();
+    let collect = |limits: GcLimits| {
+        let collector = GarbageCollector::new(table.client.clone(), &table_only)
+            .unwrap()
+            .with_limits(limits)
+            .with_segments(2);
+        async move { collector.collect(in_a_minute()).await.unwrap() }
+    };
+
+    // No cap (the default): only the expired session, though the store that wrote them has
+    // a 10-minute max_stale.
+    let report = collect(GcLimits::default()).await;
     assert_eq!(report.status, PassStatus::Complete);
-    assert_eq!((report.deleted, report.skipped_refreshed), (2, 0));
+    assert_eq!((report.deleted, report.skipped_refreshed), (1, 0));
     assert_eq!(report.segments, 2);
+    assert_eq!(
+        labels_left(&table).await,
+        [
+            "fresh",
+            "nearly_stale",
+            "nearly_too_old",
+            "stale",
+            "too_old"
+        ]
+    );
+
+    // A max_age cap (1 h): the too-old session, not the stale one.
+    let report = collect(GcLimits {
+        max_age: Some(Duration::from_secs(HOUR as u64)),
+        max_stale: None,
+    })
+    .await;
+    assert_eq!((report.deleted, report.skipped_refreshed), (1, 0));
     assert_eq!(
         labels_left(&table).await,
         ["fresh", "nearly_stale", "nearly_too_old", "stale"]
     );
 
-    // max_stale added (10 min): the stale one goes too; the gem ANDed the two rules and
+    // A max_stale cap added (10 min): the stale one goes too; the gem ANDed the two rules and
     // would have deleted none of these.
-    let both = Config::builder()
-        .table_name(&table.name)
-        .max_age(Duration::from_secs(HOUR as u64))
-        .max_stale(Duration::from_secs(10 * MINUTE as u64))
-        .build()
-        .unwrap();
-    let report = GarbageCollector::new(table.client.clone(), &both)
-        .unwrap()
-        .collect(in_a_minute())
-        .await
-        .unwrap();
+    let report = collect(GcLimits {
+        max_age: Some(Duration::from_secs(HOUR as u64)),
+        max_stale: Some(Duration::from_secs(10 * MINUTE as u64)),
+    })
+    .await;
     assert_eq!(report.status, PassStatus::Complete);
     assert_eq!(report.deleted, 1);
     assert_eq!(report.garbage_found, 1);
@@ -370,11 +386,7 @@ async fn ten_thousand_sessions_are_swept_across_short_invocations() {
     // Every page read: (invocation, segment, the key it was read after).
     let invocation = Arc::new(AtomicUsize::new(0));
     let pages = Arc::new(Mutex::new(Vec::<(usize, u32, Option<String>)>::new()));
-    let config = Config::builder()
-        .table_name(&table.name)
-        .max_stale(Duration::from_secs(10 * MINUTE as u64))
-        .build()
-        .unwrap();
+    let config = Config::builder().table_name(&table.name).build().unwrap();
     let collector = GarbageCollector::new(table.client.clone(), &config)
         .unwrap()
         .with_segments(SEGMENTS)
@@ -488,36 +500,269 @@ async fn ten_thousand_sessions_are_swept_across_short_invocations() {
     );
 }
 
-#[tokio::test]
-async fn no_limit_is_refused_and_nothing_is_deleted() {
-    let table = TestTable::new("gc_no_limits").await;
-    let store = table.store(|c| {
-        c.seal_data(false)
-            .max_stale(dynamodb_session_store::Lifetime::Unlimited)
-    });
-    let keys = create_sessions(&table, &store, &["old", "new"]).await;
-    let t = now();
-    set_times(
-        &table,
-        &keys["old"],
-        t - 100 * HOUR,
-        t - 100 * HOUR,
-        t - 99 * HOUR,
-    )
-    .await;
+/// Removes a session's `expire_at`, as items the gem (or a store with no limit) wrote have
+/// none, and backdates its timestamps.
+async fn without_expiry(table: &TestTable, key: &str, at: i64) {
+    table
+        .client
+        .update_item()
+        .table_name(&table.name)
+        .key("session_id", AttributeValue::S(key.to_owned()))
+        .update_expression("SET created_at = :t, updated_at = :t REMOVE expire_at")
+        .expression_attribute_values(":t", n(at))
+        .send()
+        .await
+        .unwrap();
+}
 
-    let err = GarbageCollector::new(table.client.clone(), store.config()).unwrap_err();
-    assert!(matches!(err, Error::NoGarbageLimits), "{err:?}");
-    let err = collect_garbage(store.config()).await.unwrap_err();
-    assert!(matches!(err, Error::NoGarbageLimits), "{err:?}");
+#[tokio::test]
+async fn sessions_without_expire_at_stay_by_default_as_the_store_keeps_them() {
+    let table = TestTable::new("gc_no_expiry").await;
+    // No lifetime: every write leaves expire_at out, and the store opens such sessions for
+    // ever.
+    let store = table.store(|c| c.seal_data(false).max_stale(Lifetime::Unlimited));
+    let mut ids = HashMap::new();
+    for label in ["unbounded", "old_item"] {
+        let data: SessionData = json!({ "label": label }).as_object().unwrap().clone();
+        ids.insert(label, store.create(&data).await.unwrap().0);
+    }
+    let keys = label_keys(&table).await;
+    assert!(
+        table
+            .items()
+            .await
+            .iter()
+            .all(|i| !i.contains_key("expire_at"))
+    );
+    // An item as the gem writes it: old timestamps and no expire_at.
+    without_expiry(&table, &keys["old_item"], now() - 100 * DAY).await;
+
+    let report = GarbageCollector::new(table.client.clone(), store.config())
+        .unwrap()
+        .collect(in_a_minute())
+        .await
+        .unwrap();
+    assert_eq!((report.status, report.deleted), (PassStatus::Complete, 0));
+    let report = collect_garbage(store.config()).await.unwrap();
+    assert_eq!(report.deleted, 0);
+    // The store's own one-day default is no cap either.
+    let env = [("AWS_DYNAMO_DB_SESSION_TABLE_NAME", table.name.as_str())];
+    let report = Handler::from_env(env, table.client.clone())
+        .unwrap()
+        .collector()
+        .collect_all()
+        .await
+        .unwrap();
+    assert_eq!(report.deleted, 0);
+    assert_eq!(labels_left(&table).await, ["old_item", "unbounded"]);
+    for id in ids.values() {
+        assert!(
+            store.load(id).await.unwrap().is_some(),
+            "the store opens it"
+        );
+    }
+
+    // An explicit cap covers them: the operator's choice.
+    let report = GarbageCollector::new(table.client.clone(), store.config())
+        .unwrap()
+        .with_limits(GcLimits {
+            max_age: Some(Duration::from_secs(30 * DAY as u64)),
+            max_stale: None,
+        })
+        .collect_all()
+        .await
+        .unwrap();
+    assert_eq!(report.deleted, 1);
+    assert_eq!(labels_left(&table).await, ["unbounded"]);
+}
+
+type HandlerError = Box<dyn std::error::Error + Send + Sync>;
+
+/// One request with no cookie through `layer`: the handler stores `label` and, with `own`,
+/// gives the session its own `max_stale`. Returns the new session's id.
+async fn new_session(layer: &SessionLayer, label: &str, own: Option<Duration>) -> SessionId {
+    let label = label.to_owned();
+    let handler = move |request: Request<String>| {
+        let label = label.clone();
+        async move {
+            let session = request.session().expect("behind the layer");
+            session.insert("label", label).await?;
+            if own.is_some() {
+                session.set_max_stale(own).await?;
+            }
+            Ok::<_, HandlerError>(Response::new(String::new()))
+        }
+    };
+    let response = layer
+        .layer(service_fn(handler))
+        .oneshot(Request::new(String::new()))
+        .await
+        .unwrap();
+    let set_cookie = response.headers()[header::SET_COOKIE].to_str().unwrap();
+    let value = set_cookie
+        .split(';')
+        .next()
+        .and_then(|pair| pair.split_once('='))
+        .map(|(_, value)| value.to_owned())
+        .unwrap();
+    layer.store().verify_cookie(&value).expect("our own cookie")
+}
+
+/// Backdates a session's `created_at` and `updated_at`, leaving the `expire_at` its write set:
+/// as if it had been idle since `at`.
+async fn idle_since(table: &TestTable, key: &str, at: i64) {
+    table
+        .client
+        .update_item()
+        .table_name(&table.name)
+        .key("session_id", AttributeValue::S(key.to_owned()))
+        .update_expression("SET created_at = :t, updated_at = :t")
+        .expression_attribute_values(":t", n(at))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Moves a session's `expire_at` to `at`, leaving the rest.
+async fn expire_at(table: &TestTable, key: &str, at: i64) {
+    table
+        .client
+        .update_item()
+        .table_name(&table.name)
+        .key("session_id", AttributeValue::S(key.to_owned()))
+        .update_expression("SET expire_at = :t")
+        .expression_attribute_values(":t", n(at))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Runs the collector with its defaults both ways it is deployed: the library's, and
+/// `session-gc` configured as the store is (the store's `MAX_STALE` of one day among its
+/// variables, as the template passed it before) and with its caps' variables empty.
+async fn collect_with_defaults(table: &TestTable) -> u64 {
+    let config = Config::builder().table_name(&table.name).build().unwrap();
+    let library = GarbageCollector::new(table.client.clone(), &config)
+        .unwrap()
+        .collect(in_a_minute())
+        .await
+        .unwrap();
     let env = [
         ("AWS_DYNAMO_DB_SESSION_TABLE_NAME", table.name.as_str()),
-        ("AWS_DYNAMO_DB_SESSION_MAX_STALE", "none"),
+        ("AWS_DYNAMO_DB_SESSION_MAX_STALE", "86400"),
+        ("AWS_DYNAMO_DB_SESSION_GC_MAX_AGE", ""),
+        (GC_MAX_STALE_VAR, ""),
     ];
-    let err = Handler::from_env(env, table.client.clone()).unwrap_err();
-    assert!(matches!(err, Error::NoGarbageLimits), "{err:?}");
+    let mut context = Context::default();
+    context.deadline = (SystemTime::now() + Duration::from_secs(60))
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let event = LambdaEvent::new(serde_json::from_str(SCHEDULED_EVENT).unwrap(), context);
+    let function = Handler::from_env(env, table.client.clone())
+        .unwrap()
+        .handle(event)
+        .await
+        .unwrap();
+    assert!(library.is_complete() && function.is_complete());
+    library.deleted + function.deleted
+}
 
-    assert_eq!(labels_left(&table).await, ["new", "old"]);
+/// The acceptance check of one lifetime rule: what the layer (30-day `max_stale`) or the
+/// session (`set_max_stale`) gave a session, the collector's defaults honour — it stays while
+/// the store opens it, though idle for longer than the store's one-day default, and goes once
+/// its `expire_at` has passed. (The collector runs on DynamoDB only: it Scans and
+/// conditionally deletes, which `MemoryStore` has no counterpart for.)
+#[tokio::test]
+async fn the_defaults_keep_what_the_layer_or_the_session_keeps_alive_until_its_expire_at() {
+    let table = TestTable::new("gc_one_rule").await;
+    let thirty_days = Duration::from_secs(30 * DAY as u64);
+    // The configuration's default max_stale (one day) is what the old collector went by.
+    let by_layer =
+        SessionLayer::new(table.store(|c| c.seal_data(false))).with_max_stale(thirty_days);
+    let by_session = SessionLayer::new(table.store(|c| c.seal_data(false)));
+    let ids = HashMap::from([
+        (
+            "layer",
+            (new_session(&by_layer, "layer", None).await, &by_layer),
+        ),
+        (
+            "session",
+            (
+                new_session(&by_session, "session", Some(thirty_days)).await,
+                &by_session,
+            ),
+        ),
+    ]);
+    let keys = label_keys(&table).await;
+    let t = now();
+    for label in ["layer", "session"] {
+        let item = table
+            .items()
+            .await
+            .into_iter()
+            .find(|i| key_of(i) == keys[label])
+            .unwrap();
+        let expire: i64 = item["expire_at"].as_n().unwrap().parse().unwrap();
+        assert!(
+            (t + 30 * DAY - MINUTE..=t + 30 * DAY).contains(&expire),
+            "{label}: the write set expire_at 30 days ahead, got {}",
+            expire - t
+        );
+        // Two days idle: past the old collector's one-day rule, well within 30 days.
+        idle_since(&table, &keys[label], t - 2 * DAY).await;
+    }
+    // What the store would still open, by its own rule, before each run.
+    let opened = |label: &'static str| {
+        let (id, layer) = &ids[label];
+        async move { layer.store().load(id).await.unwrap().is_some() }
+    };
+    assert!(opened("layer").await && opened("session").await);
+
+    assert_eq!(collect_with_defaults(&table).await, 0);
+    assert_eq!(labels_left(&table).await, ["layer", "session"]);
+
+    // The layer's session reaches its expire_at: the store no longer opens it, and the
+    // collector deletes it, and only it.
+    expire_at(&table, &keys["layer"], t - 1).await;
+    assert!(!opened("layer").await && opened("session").await);
+    assert_eq!(collect_with_defaults(&table).await, 1);
+    assert_eq!(labels_left(&table).await, ["session"]);
+
+    // The same for the session given its own lifetime.
+    expire_at(&table, &keys["session"], t - 1).await;
+    assert!(!opened("session").await);
+    assert_eq!(collect_with_defaults(&table).await, 1);
+    assert!(labels_left(&table).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_max_stale_cap_is_explicit_and_spares_sessions_with_their_own() {
+    let table = TestTable::new("gc_stale_cap").await;
+    let thirty_days = Duration::from_secs(30 * DAY as u64);
+    let by_layer =
+        SessionLayer::new(table.store(|c| c.seal_data(false))).with_max_stale(thirty_days);
+    new_session(&by_layer, "layer", None).await;
+    let by_session = new_session(&by_layer, "session", Some(thirty_days)).await;
+    let keys = label_keys(&table).await;
+    for key in keys.values() {
+        idle_since(&table, key, now() - 2 * DAY).await;
+    }
+
+    // A one-day cap, given to session-gc through its own variable.
+    let env = [
+        ("AWS_DYNAMO_DB_SESSION_TABLE_NAME", table.name.as_str()),
+        (GC_MAX_STALE_VAR, "1d"),
+    ];
+    let report = Handler::from_env(env, table.client.clone())
+        .unwrap()
+        .collector()
+        .collect_all()
+        .await
+        .unwrap();
+    assert_eq!(report.deleted, 1);
+    assert_eq!(labels_left(&table).await, ["session"]);
+    assert!(by_layer.store().load(&by_session).await.unwrap().is_some());
 }
 
 #[tokio::test]
@@ -527,13 +772,19 @@ async fn the_scheduled_event_runs_the_handler() {
         c.seal_data(false)
             .max_stale(Duration::from_secs(10 * MINUTE as u64))
     });
-    let keys = create_sessions(&table, &store, &["stale", "fresh"]).await;
+    let keys = create_sessions(&table, &store, &["expired", "fresh"]).await;
     let t = now();
-    set_times(&table, &keys["stale"], t - HOUR, t - HOUR, t - 50 * MINUTE).await;
+    set_times(
+        &table,
+        &keys["expired"],
+        t - HOUR,
+        t - HOUR,
+        t - 50 * MINUTE,
+    )
+    .await;
 
     let env = HashMap::from([
         ("AWS_DYNAMO_DB_SESSION_TABLE_NAME", table.name.as_str()),
-        ("AWS_DYNAMO_DB_SESSION_MAX_STALE", "600"),
         ("AWS_DYNAMO_DB_SESSION_GC_SEGMENTS", "2"),
         ("AWS_DYNAMO_DB_SESSION_GC_RATE_LIMIT", "50"),
     ]);

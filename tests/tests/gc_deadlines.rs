@@ -18,8 +18,8 @@ fn now() -> Duration {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap()
 }
 
-/// A table with one session idle for an hour (garbage under a 10-minute `max_stale`) and
-/// one fresh session, and a handler for it.
+/// A table with one session idle for an hour, its `expire_at` (ten minutes after its last
+/// write) passed, and one fresh session, and a handler for it.
 async fn table_with_garbage(test: &str) -> (TestTable, Handler) {
     let table = TestTable::new(test).await;
     let t = now().as_secs() as i64;
@@ -40,7 +40,6 @@ async fn table_with_garbage(test: &str) -> (TestTable, Handler) {
     }
     let env = HashMap::from([
         ("AWS_DYNAMO_DB_SESSION_TABLE_NAME", table.name.clone()),
-        ("AWS_DYNAMO_DB_SESSION_MAX_STALE", "600".to_owned()),
         ("AWS_DYNAMO_DB_SESSION_GC_SEGMENTS", "2".to_owned()),
     ]);
     let handler = Handler::from_env(env, table.client.clone()).unwrap();

@@ -431,6 +431,18 @@ async fn gc_dry_run_reports_exactly_the_garbage_and_gc_deletes_exactly_it() {
     let all: HashSet<String> = garbage.union(&kept).cloned().collect();
     let limits = ["--max-age", "1h", "--max-stale", "10m"];
 
+    // Without caps only the passed expire_at counts: the store's own MAX_STALE is no cap.
+    let uncapped = json_of(&run(sessionctl(&table.name)
+        .env("AWS_DYNAMO_DB_SESSION_MAX_STALE", "10m")
+        .args(["gc", "--dry-run", "--json"])));
+    assert_eq!(uncapped["garbage_found"], 1, "{uncapped}");
+    // The caps from the collector's own variables, as session-gc reads them.
+    let from_env = json_of(&run(sessionctl(&table.name)
+        .env("AWS_DYNAMO_DB_SESSION_GC_MAX_AGE", "1h")
+        .env("AWS_DYNAMO_DB_SESSION_GC_MAX_STALE", "10m")
+        .args(["gc", "--dry-run", "--json"])));
+    assert_eq!(from_env["garbage_found"], 3, "{from_env}");
+
     let dry = json_of(&run(sessionctl(&table.name)
         .args(["gc", "--dry-run", "--json", "--segments", "2"])
         .args(limits)));

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use dynamodb_session_store::{
-    Config, DEFAULT_PAGE_SIZE, DEFAULT_SEGMENTS, Deadline, Error, GarbageCollector, GcReport,
-    LAMBDA_MAX_TIMEOUT, MAX_PAGE_SIZE, MAX_SEGMENTS,
+    Config, DEFAULT_PAGE_SIZE, DEFAULT_SEGMENTS, Deadline, Error, GarbageCollector, GcLimits,
+    GcReport, LAMBDA_MAX_TIMEOUT, MAX_PAGE_SIZE, MAX_SEGMENTS,
 };
 use lambda_runtime::{Diagnostic, LambdaEvent};
 
@@ -15,6 +15,10 @@ use lambda_runtime::{Diagnostic, LambdaEvent};
 /// does).
 pub type Event = aws_lambda_events::event::eventbridge::EventBridgeEvent;
 
+/// The collector's extra age cap (seconds, `7d`, ...; unset, empty or `none`: no cap).
+pub use dynamodb_session_store::GC_MAX_AGE_VAR as MAX_AGE_VAR;
+/// The collector's extra idle cap (seconds, `30m`, ...; unset, empty or `none`: no cap).
+pub use dynamodb_session_store::GC_MAX_STALE_VAR as MAX_STALE_VAR;
 /// Items a scan page evaluates (1 to 10,000; default 500).
 pub use dynamodb_session_store::GC_PAGE_SIZE_VAR as PAGE_SIZE_VAR;
 /// Most deletes per second (`0` or unset: no limit), as for `sessionctl gc --rate-limit`.
@@ -48,15 +52,16 @@ pub struct Handler {
 
 impl Handler {
     /// Reads the configuration from `vars` (the process environment in production, a map in
-    /// tests): the session store's `AWS_DYNAMO_DB_SESSION_*` variables and the collector's
-    /// [`SEGMENTS_VAR`], [`PAGE_SIZE_VAR`] and [`RATE_LIMIT_VAR`]. An empty collector
-    /// variable counts as unset.
+    /// tests): the session store's `AWS_DYNAMO_DB_SESSION_*` variables (for the table; its
+    /// `MAX_AGE` and `MAX_STALE` are checked but are not caps: every write already put them
+    /// into the session's `expire_at`) and the collector's [`SEGMENTS_VAR`],
+    /// [`PAGE_SIZE_VAR`], [`RATE_LIMIT_VAR`], and the caps [`MAX_AGE_VAR`] and
+    /// [`MAX_STALE_VAR`], read only when set. An empty collector variable counts as unset.
     ///
     /// # Errors
     ///
     /// [`Error::InvalidConfig`] naming the variable and its value when one does not parse or
-    /// is out of range; [`Error::NoGarbageLimits`] when neither `MAX_AGE` nor `MAX_STALE` is
-    /// set; [`Error::ConfigFile`] when a configuration file cannot be read.
+    /// is out of range; [`Error::ConfigFile`] when a configuration file cannot be read.
     pub fn from_env<K, V>(
         vars: impl IntoIterator<Item = (K, V)>,
         client: Client,
@@ -73,14 +78,16 @@ impl Handler {
         let segments = whole_number(&vars, SEGMENTS_VAR, 1, MAX_SEGMENTS)?;
         let page_size = whole_number(&vars, PAGE_SIZE_VAR, 1, MAX_PAGE_SIZE)?;
         let rate_limit = whole_number(&vars, RATE_LIMIT_VAR, 0, u32::MAX)?;
+        let limits = GcLimits::from_env(vars.iter().map(|(k, v)| (k, v)))?;
         let collector = GarbageCollector::new(client, &config)?
+            .with_limits(limits)
             .with_segments(segments.unwrap_or(DEFAULT_SEGMENTS))
             .with_page_size(page_size.unwrap_or(DEFAULT_PAGE_SIZE))
             .with_rate_limit(rate_limit.unwrap_or(0));
         tracing::info!(
             table = %config.table_name,
-            max_age = ?config.max_age,
-            max_stale = ?config.max_stale,
+            cap_max_age = ?limits.max_age,
+            cap_max_stale = ?limits.max_stale,
             collector = ?collector,
             "session garbage collector configured"
         );
@@ -215,7 +222,7 @@ mod tests {
     fn reads_the_store_and_collector_variables() {
         let handler = from_env(&[
             ("AWS_DYNAMO_DB_SESSION_TABLE_NAME", "my-sessions"),
-            ("AWS_DYNAMO_DB_SESSION_MAX_STALE", "1800"),
+            (MAX_STALE_VAR, "1800"),
             (SEGMENTS_VAR, "8"),
             (PAGE_SIZE_VAR, " 100 "),
             (RATE_LIMIT_VAR, ""),
@@ -227,9 +234,30 @@ mod tests {
             "segments: 8",
             "page_size: 100",
             "rate_limit: None",
+            "max_age: None",
             "max_stale: Some(1800s)",
         ] {
             assert!(described.contains(expected), "{expected} in {described}");
+        }
+    }
+
+    #[test]
+    fn the_stores_lifetimes_never_become_caps() {
+        for store in [
+            &[][..],
+            &[("AWS_DYNAMO_DB_SESSION_MAX_STALE", "600")][..],
+            &[
+                ("AWS_DYNAMO_DB_SESSION_MAX_AGE", "3600"),
+                ("AWS_DYNAMO_DB_SESSION_MAX_STALE", "none"),
+            ][..],
+            &[(MAX_AGE_VAR, ""), (MAX_STALE_VAR, "none")][..],
+        ] {
+            let handler = from_env(store).unwrap();
+            let described = format!("{:?}", handler.collector());
+            assert!(
+                described.contains("max_age: None") && described.contains("max_stale: None"),
+                "{store:?}: {described}"
+            );
         }
     }
 
@@ -240,10 +268,11 @@ mod tests {
             (SEGMENTS_VAR, "1001"),
             (PAGE_SIZE_VAR, "many"),
             (RATE_LIMIT_VAR, "-5"),
+            (MAX_AGE_VAR, "soon"),
+            (MAX_STALE_VAR, "0"),
             ("AWS_DYNAMO_DB_SESSION_MAX_AGE", "soon"),
         ] {
-            let err =
-                from_env(&[("AWS_DYNAMO_DB_SESSION_MAX_STALE", "60"), (var, value)]).unwrap_err();
+            let err = from_env(&[(MAX_STALE_VAR, "60"), (var, value)]).unwrap_err();
             match &err {
                 Error::InvalidConfig {
                     origin, value: v, ..
@@ -256,21 +285,6 @@ mod tests {
                 "{message}"
             );
         }
-    }
-
-    #[test]
-    fn no_limit_is_refused() {
-        let err = from_env(&[
-            ("AWS_DYNAMO_DB_SESSION_TABLE_NAME", "my-sessions"),
-            ("AWS_DYNAMO_DB_SESSION_MAX_STALE", "none"),
-        ])
-        .unwrap_err();
-        assert!(matches!(err, Error::NoGarbageLimits), "{err:?}");
-        let by_default = from_env(&[("AWS_DYNAMO_DB_SESSION_TABLE_NAME", "my-sessions")]);
-        assert!(
-            by_default.is_ok(),
-            "the default `max_stale` gives the collector a rule"
-        );
     }
 
     fn now_ms() -> u64 {

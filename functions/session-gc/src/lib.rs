@@ -13,18 +13,24 @@
 //! |---|---|---|
 //! | `AWS_DYNAMO_DB_SESSION_TABLE_NAME` | `sessions` | the session table |
 //! | `AWS_DYNAMO_DB_SESSION_TABLE_KEY` | `session_id` | its hash key attribute |
-//! | `AWS_DYNAMO_DB_SESSION_MAX_AGE` | none | seconds since creation (or `7d`, `12h`, ...) |
-//! | `AWS_DYNAMO_DB_SESSION_MAX_STALE` | one day | seconds since the last write (`none`: no limit) |
+//! | `AWS_DYNAMO_DB_SESSION_GC_MAX_AGE` | none | extra cap: delete sessions created longer ago (seconds, or `7d`, `12h`, ...) |
+//! | `AWS_DYNAMO_DB_SESSION_GC_MAX_STALE` | none | extra cap: delete sessions not written for longer, except those with their own `max_stale` |
 //! | `AWS_DYNAMO_DB_SESSION_GC_SEGMENTS` | 4 | parallel scan segments, 1 to 1000 |
 //! | `AWS_DYNAMO_DB_SESSION_GC_PAGE_SIZE` | 500 | items a scan page evaluates |
 //! | `AWS_DYNAMO_DB_SESSION_GC_RATE_LIMIT` | none | most deletes per second (`0`: no limit) |
 //!
-//! `MAX_AGE` and `MAX_STALE` both `none` is refused: nothing would ever be garbage. Every
-//! other session store variable (for example `AWS_DYNAMO_DB_SESSION_CONFIG_FILE`) is read too
-//! and checked the same way.
+//! By default a session is garbage once its `expire_at` has passed, the store's own rule: every
+//! write sets `expire_at` from the lifetimes in force (the configuration's, the layer's, the
+//! session's own), so the collector never deletes a session the store would still open. The
+//! two caps are extra (OR), read only when set; the store's `AWS_DYNAMO_DB_SESSION_MAX_AGE`
+//! and `AWS_DYNAMO_DB_SESSION_MAX_STALE` are never caps. Every other session store variable
+//! (for example `AWS_DYNAMO_DB_SESSION_CONFIG_FILE`) is read too and checked the same way.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 mod handler;
 
-pub use handler::{DEADLINE_MARGIN, Event, Handler, PAGE_SIZE_VAR, RATE_LIMIT_VAR, SEGMENTS_VAR};
+pub use handler::{
+    DEADLINE_MARGIN, Event, Handler, MAX_AGE_VAR, MAX_STALE_VAR, PAGE_SIZE_VAR, RATE_LIMIT_VAR,
+    SEGMENTS_VAR,
+};

@@ -28,7 +28,7 @@ use crate::error_handler::ErrorHandler;
 use crate::serializer::SessionSerializer;
 
 pub use builder::ConfigBuilder;
-pub(crate) use parse::{TimeUnit, parse_bool, parse_time};
+pub(crate) use parse::{TimeUnit, parse_bool, parse_lifetime, parse_time};
 pub(crate) use sources::warn_unknown_variables;
 
 /// Prefix of the current environment variable form.

@@ -50,7 +50,7 @@ pub(crate) fn parse_time(value: &str, origin: &str, unit: TimeUnit) -> Result<Du
 }
 
 /// A lifetime in seconds (or suffixed), or `none` for no limit.
-pub(super) fn parse_lifetime(value: &str, origin: &str) -> Result<Lifetime> {
+pub(crate) fn parse_lifetime(value: &str, origin: &str) -> Result<Lifetime> {
     if value.eq_ignore_ascii_case("none") || value.eq_ignore_ascii_case("unlimited") {
         return Ok(Lifetime::Unlimited);
     }

@@ -29,6 +29,8 @@ const OPTIONS_READ_ELSEWHERE: &[&str] = &[
     "gc_segments",
     "gc_page_size",
     "gc_rate_limit",
+    "gc_max_age",
+    "gc_max_stale",
 ];
 
 /// Options [`Settings::set`] reads.

@@ -41,12 +41,95 @@ pub const GC_PAGE_SIZE_VAR: &str = "AWS_DYNAMO_DB_SESSION_GC_PAGE_SIZE";
 /// The variable the collector's front ends read the most deletes per second from (`0` or
 /// unset: no limit; see [`GarbageCollector::with_rate_limit`]).
 pub const GC_RATE_LIMIT_VAR: &str = "AWS_DYNAMO_DB_SESSION_GC_RATE_LIMIT";
+/// The variable the collector's front ends read its extra age cap from (see
+/// [`GcLimits`]; unset, empty or `none`: no cap). Distinct from the store's
+/// `AWS_DYNAMO_DB_SESSION_MAX_AGE`, which the collector ignores: the store's lifetime is
+/// already in every session's `expire_at`.
+pub const GC_MAX_AGE_VAR: &str = "AWS_DYNAMO_DB_SESSION_GC_MAX_AGE";
+/// The variable the collector's front ends read its extra idle cap from (see
+/// [`GcLimits`]; unset, empty or `none`: no cap). Distinct from the store's
+/// `AWS_DYNAMO_DB_SESSION_MAX_STALE`, which the collector ignores, so that the layer's
+/// `max_stale` never silently becomes the collector's cap.
+pub const GC_MAX_STALE_VAR: &str = "AWS_DYNAMO_DB_SESSION_GC_MAX_STALE";
 /// Deletes in flight unless [`GarbageCollector::with_concurrency`] says otherwise.
 pub const DEFAULT_CONCURRENCY: usize = 16;
 /// Retries of one request unless [`GarbageCollector::with_max_retries`] says otherwise.
 pub const DEFAULT_MAX_RETRIES: usize = 8;
 /// How often progress is saved while a long invocation runs, so a crash loses little.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Caps the collector applies on top of each session's `expire_at`, each one optional: the
+/// gem's `max_age` and `max_stale`. None by default, so by default the collector deletes
+/// exactly the sessions the store would no longer open by their `expire_at`.
+///
+/// A cap deletes sessions the store may still consider live (that is what it is for: a
+/// lifetime tightened after sessions were written, or a table written by another store).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use dynamodb_session_store::{GC_MAX_STALE_VAR, GcLimits};
+///
+/// let limits = GcLimits::from_env([(GC_MAX_STALE_VAR, "30d")])?;
+/// assert_eq!(limits.max_stale, Some(Duration::from_secs(30 * 86_400)));
+/// assert_eq!(limits.max_age, None);
+///
+/// // The store's variables are not the collector's.
+/// let none = GcLimits::from_env([("AWS_DYNAMO_DB_SESSION_MAX_STALE", "1h")])?;
+/// assert_eq!(none, GcLimits::default());
+/// # Ok::<(), dynamodb_session_store::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GcLimits {
+    /// Delete sessions created longer ago than this, whatever their `expire_at`.
+    pub max_age: Option<Duration>,
+    /// Delete sessions not written for longer than this, except those with an idle limit of
+    /// their own ([`Session::set_max_stale`](crate::Session::set_max_stale)), which are
+    /// judged by their `expire_at` as the store judges them.
+    pub max_stale: Option<Duration>,
+}
+
+impl GcLimits {
+    /// Reads [`GC_MAX_AGE_VAR`] and [`GC_MAX_STALE_VAR`] from `vars` (the last occurrence
+    /// wins), in the forms the store's lifetimes take: whole seconds, `30m`, `7d`, `1h 30m`,
+    /// or `none`; empty counts as unset. No other variable is read.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] naming the variable and its value when it does not parse or
+    /// is zero.
+    pub fn from_env<K: AsRef<str>, V: AsRef<str>>(
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<GcLimits> {
+        let mut limits = GcLimits::default();
+        for (name, raw) in vars {
+            let slot = match name.as_ref() {
+                GC_MAX_AGE_VAR => &mut limits.max_age,
+                GC_MAX_STALE_VAR => &mut limits.max_stale,
+                _ => continue,
+            };
+            *slot = parse_cap(name.as_ref(), raw.as_ref())?;
+        }
+        Ok(limits)
+    }
+}
+
+/// One cap as text; `origin` names where it came from, for the error.
+fn parse_cap(origin: &str, raw: &str) -> Result<Option<Duration>> {
+    let value = raw.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    match config::parse_lifetime(value, origin)?.duration() {
+        Some(Duration::ZERO) => Err(Error::invalid(
+            origin,
+            raw,
+            "must be positive (`none`, or unset, means no cap)",
+        )),
+        cap => Ok(cap),
+    }
+}
 
 /// How an invocation of the collector ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -161,26 +244,34 @@ type PageHook =
 /// Deletes dead sessions on a schedule: a resumable, race-safe sweep.
 ///
 /// DynamoDB's TTL deletes sessions whose `expire_at` has passed for free, but up to about
-/// 48 hours late, and it knows nothing of `max_age` or `max_stale` limits tightened after a
-/// session was written. The collector deletes them on a schedule (the `session-gc`
-/// Lambda runs it from an EventBridge rule).
+/// 48 hours late. The collector deletes them on a schedule (the `session-gc` Lambda runs it
+/// from an EventBridge rule), and can apply caps of its own.
 ///
 /// # What is garbage
 ///
 /// With `now` fixed when [`collect`](Self::collect) starts, a session is garbage when **any**
 /// of these holds:
 ///
-/// * `created_at < now - max_age` (when `max_age` is set),
-/// * `updated_at < now - max_stale` (when `max_stale` is set), for sessions without an idle
-///   limit of their own (those set by [`Session::set_max_stale`](crate::Session::set_max_stale)
-///   are judged by their `expire_at`),
-/// * `expire_at <= now` (always: the rule [`SessionStore::load`](crate::SessionStore::load)
-///   already applies on read).
+/// * `expire_at <= now` — always, and by default the only rule. Every write of the store
+///   (create, save, touch, renew) sets `expire_at` to the end of the session's life under
+///   the lifetimes that write applied — the configuration's `max_age` and `max_stale`, the
+///   layer's ([`SessionLayer::with_max_stale`](crate::SessionLayer::with_max_stale),
+///   [`with_expire_after`](crate::SessionLayer::with_expire_after),
+///   [`with_max_age`](crate::SessionLayer::with_max_age)) or the session's own
+///   ([`Session::set_max_stale`](crate::Session::set_max_stale)) — and
+///   [`SessionStore::load`](crate::SessionStore::load) treats a session as absent once its
+///   `expire_at <= now`. So by default the collector never deletes a session the store would
+///   still open, and needs no copy of the store's lifetimes. An item without `expire_at`
+///   (written by the gem, or by a store with no limit) is never garbage by this rule;
+/// * `created_at < now - max_age`, only with a [`GcLimits::max_age`] cap given explicitly;
+/// * `updated_at < now - max_stale`, only with a [`GcLimits::max_stale`] cap given
+///   explicitly, for sessions without an idle limit of their own (those are judged by their
+///   `expire_at`, as the store judges them).
 ///
-/// An item without these attributes never matches. `max_stale` has a default (a day), so the
-/// collector always has a rule; only with both limits explicitly unlimited does
-/// [`new`](Self::new) refuse with [`Error::NoGarbageLimits`], and nothing is deleted: TTL
-/// alone already covers `expire_at`.
+/// The caps are extra: they delete sessions the store may still open (a lifetime tightened
+/// after the sessions were written, say). The [`Config`]'s `max_age` and `max_stale` are the
+/// store's lifetimes, never caps of the collector's: the front ends read the caps from
+/// their own variables, [`GC_MAX_AGE_VAR`] and [`GC_MAX_STALE_VAR`].
 ///
 /// # How it differs from the Ruby gem
 ///
@@ -191,7 +282,8 @@ type PageHook =
 /// session refreshed between the scan and the delete is lost), re-sends unprocessed items in
 /// a tight loop, and has no notion of a deadline. This collector:
 ///
-/// * ORs the rules, on numbers, and refuses to run without a limit;
+/// * goes by each session's `expire_at` and ORs the caps with it, on numbers (an empty
+///   filter never scans the whole table as garbage);
 /// * deletes each session with a `DeleteItem` whose `ConditionExpression` is the garbage rule
 ///   itself, evaluated by DynamoDB at delete time: a session refreshed after the scan no
 ///   longer matches and survives (counted in [`GcReport::skipped_refreshed`]);
@@ -203,7 +295,7 @@ type PageHook =
 ///
 /// The table is scanned in `segments` parallel segments ([`DEFAULT_SEGMENTS`]), a page of at
 /// most `page_size` evaluated items at a time, with the garbage rule as `FilterExpression` and
-/// only the key and the three timestamps projected. The garbage of a page is deleted
+/// only the key and the three timestamps projected (`Select=SPECIFIC_ATTRIBUTES`). The garbage of a page is deleted
 /// concurrently (at most `concurrency` deletes in flight, at most `rate_limit` per second),
 /// then the segment reads its next page.
 ///
@@ -228,8 +320,8 @@ type PageHook =
 ///
 /// # Usage
 ///
-/// Built from a [`Config`] (table, key, `max_age`, `max_stale`) and tuned with the `with_*`
-/// methods. It keeps its own copy of the client with the SDK's retries turned off, because it
+/// Built from a [`Config`] (only its table, key and validity are used) and tuned with the
+/// `with_*` methods; [`with_limits`](Self::with_limits) adds caps. It keeps its own copy of the client with the SDK's retries turned off, because it
 /// retries itself (counted, and never past the deadline).
 ///
 /// # Examples
@@ -239,11 +331,8 @@ type PageHook =
 /// use dynamodb_session_store::{Config, GarbageCollector};
 ///
 /// # async fn demo(client: aws_sdk_dynamodb::Client) -> Result<(), dynamodb_session_store::Error> {
-/// let config = Config::builder()
-///     .table_name("sessions")
-///     .max_age(Duration::from_secs(7 * 24 * 3600))
-///     .max_stale(Duration::from_secs(30 * 60))
-///     .build()?;
+/// let config = Config::builder().table_name("sessions").build()?;
+/// // By default: the sessions whose expire_at has passed, whatever lifetime gave it.
 /// let collector = GarbageCollector::new(client, &config)?
 ///     .with_segments(8)
 ///     .with_rate_limit(200);
@@ -295,29 +384,30 @@ impl fmt::Debug for GarbageCollector {
 }
 
 impl GarbageCollector {
-    /// A collector for the table `config` describes, with its `max_age` and `max_stale`.
+    /// A collector for the table `config` describes, deleting the sessions whose
+    /// `expire_at` has passed. `config`'s `max_age` and `max_stale` are not caps here: they
+    /// are already in the `expire_at` each write set (see [`with_limits`](Self::with_limits)
+    /// for caps).
     ///
     /// # Errors
     ///
-    /// [`Error::NoGarbageLimits`] when `max_age` and `max_stale` are both unlimited;
     /// [`Error::InvalidConfig`] for values a hand-edited [`Config`] got wrong.
     ///
     /// # Examples
     ///
     /// ```
-    /// use dynamodb_session_store::{Config, Error, GarbageCollector, Lifetime};
+    /// use std::time::Duration;
+    /// use dynamodb_session_store::{Config, GarbageCollector};
     ///
     /// # fn demo(client: aws_sdk_dynamodb::Client) {
-    /// let no_limits = Config::builder().max_stale(Lifetime::Unlimited).build().unwrap();
-    /// let err = GarbageCollector::new(client, &no_limits).unwrap_err();
-    /// assert!(matches!(err, Error::NoGarbageLimits));
+    /// // The store's one-hour max_stale does not make the collector delete idle sessions.
+    /// let config = Config::builder().max_stale(Duration::from_secs(3600)).build().unwrap();
+    /// let collector = GarbageCollector::new(client, &config).unwrap();
+    /// assert!(format!("{collector:?}").contains("max_stale: None"));
     /// # }
     /// ```
     pub fn new(client: Client, config: &Config) -> Result<Self> {
         config::validate(config, |option| format!("Config::{option}"))?;
-        if config.max_age.is_none() && config.max_stale.is_none() {
-            return Err(Error::NoGarbageLimits);
-        }
         // The collector retries on its own terms (counted, never past the deadline); SDK
         // retries underneath would multiply the attempts and hide them.
         let client = Client::from_conf(
@@ -331,8 +421,8 @@ impl GarbageCollector {
             client,
             table: config.table_name.clone(),
             key: config.table_key.clone(),
-            max_age: config.max_age,
-            max_stale: config.max_stale,
+            max_age: None,
+            max_stale: None,
             segments: DEFAULT_SEGMENTS,
             page_size: DEFAULT_PAGE_SIZE,
             concurrency: DEFAULT_CONCURRENCY,
@@ -344,6 +434,30 @@ impl GarbageCollector {
             #[cfg(feature = "testing")]
             on_page_scanned: None,
         })
+    }
+
+    /// Caps on top of `expire_at` (see [`GcLimits`]): a session older than `max_age`, or idle
+    /// longer than `max_stale` without an idle limit of its own, is garbage too. A zero cap
+    /// counts as one second. [`GcLimits::default`] removes them.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use dynamodb_session_store::{Config, GarbageCollector, GcLimits};
+    ///
+    /// # async fn demo(client: aws_sdk_dynamodb::Client) -> Result<(), dynamodb_session_store::Error> {
+    /// // What the front ends do: the caps come from the collector's own variables.
+    /// let collector = GarbageCollector::new(client, &Config::from_env()?)?
+    ///     .with_limits(GcLimits::from_env(std::env::vars())?);
+    /// collector.collect_all().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn with_limits(mut self, limits: GcLimits) -> Self {
+        let at_least_a_second = |cap: Duration| cap.max(Duration::from_secs(1));
+        self.max_age = limits.max_age.map(at_least_a_second);
+        self.max_stale = limits.max_stale.map(at_least_a_second);
+        self
     }
 
     /// Parallel scan segments, clamped to `1..=`[`MAX_SEGMENTS`]. Changing it between
@@ -499,8 +613,9 @@ impl GarbageCollector {
 ///
 /// # Errors
 ///
-/// [`Error::MissingClient`] when `config` has no client, [`Error::NoGarbageLimits`] when it
-/// has neither `max_age` nor `max_stale`; otherwise as [`GarbageCollector::collect`].
+/// [`Error::MissingClient`] when `config` has no client; otherwise as
+/// [`GarbageCollector::collect`]. Only `expire_at` decides, as for
+/// [`GarbageCollector::new`].
 ///
 /// # Examples
 ///
@@ -543,35 +658,78 @@ mod tests {
     }
 
     #[test]
-    fn only_explicitly_unlimited_lifetimes_are_refused() {
+    fn the_stores_lifetimes_are_not_caps_and_caps_are_explicit() {
         let client = mock_client!(aws_sdk_dynamodb, []);
-        let by_default = GarbageCollector::new(client.clone(), &config(|c| c)).unwrap();
-        assert_eq!(by_default.max_stale, Some(crate::DEFAULT_MAX_STALE));
-        let unlimited = config(|c| c.max_stale(crate::Lifetime::Unlimited));
-        let err = GarbageCollector::new(client, &unlimited).unwrap_err();
-        assert!(matches!(err, Error::NoGarbageLimits), "{err:?}");
-        let message = err.to_string();
-        assert!(
-            message.contains("AWS_DYNAMO_DB_SESSION_MAX_AGE")
-                && message.contains("AWS_DYNAMO_DB_SESSION_MAX_STALE"),
-            "{message}"
+        for store_config in [
+            config(|c| c),
+            config(|c| {
+                c.max_age(Duration::from_secs(60))
+                    .max_stale(Duration::from_secs(60))
+            }),
+            config(|c| c.max_stale(crate::Lifetime::Unlimited)),
+        ] {
+            let collector = GarbageCollector::new(client.clone(), &store_config).unwrap();
+            assert_eq!((collector.max_age, collector.max_stale), (None, None));
+        }
+        let limits = GcLimits::from_env([
+            ("AWS_DYNAMO_DB_SESSION_MAX_STALE", "60"),
+            (GC_MAX_AGE_VAR, "7d"),
+            (GC_MAX_STALE_VAR, "1h"),
+            (GC_MAX_STALE_VAR, " 30m "),
+        ])
+        .unwrap();
+        assert_eq!(
+            (limits.max_age, limits.max_stale),
+            (
+                Some(Duration::from_secs(7 * 86_400)),
+                Some(Duration::from_secs(1800))
+            ),
+            "the last occurrence wins; the store's variable is not read"
         );
+        let capped = GarbageCollector::new(client, &config(|c| c))
+            .unwrap()
+            .with_limits(limits);
+        assert_eq!(capped.max_stale, Some(Duration::from_secs(1800)));
+        let removed = capped.with_limits(GcLimits::default());
+        assert_eq!((removed.max_age, removed.max_stale), (None, None));
+
+        for (empty, expected) in [("", None), ("none", None)] {
+            let limits = GcLimits::from_env([(GC_MAX_AGE_VAR, empty)]).unwrap();
+            assert_eq!(limits.max_age, expected, "{empty:?}");
+        }
+        for bad in ["0", "soon", "-5"] {
+            let err = GcLimits::from_env([(GC_MAX_STALE_VAR, bad)]).unwrap_err();
+            let message = err.to_string();
+            assert!(
+                matches!(err, Error::InvalidConfig { .. })
+                    && message.contains(GC_MAX_STALE_VAR)
+                    && message.contains(bad),
+                "{message}"
+            );
+        }
     }
 
     #[tokio::test]
     async fn a_throttled_delete_is_retried_and_counted() {
         let no_checkpoint =
             mock!(Client::get_item).then_output(|| GetItemOutput::builder().build());
-        let one_page = mock!(Client::scan).then_output(|| {
-            ScanOutput::builder()
-                .items(HashMap::from([(
-                    "session_id".to_owned(),
-                    AttributeValue::S("dead".into()),
-                )]))
-                .scanned_count(1)
-                .count(1)
-                .build()
-        });
+        // The default rule and the projection a role limited to those attributes allows.
+        let one_page = mock!(Client::scan)
+            .match_requests(|r| {
+                r.filter_expression() == Some("#expire <= :now")
+                    && r.select() == Some(&aws_sdk_dynamodb::types::Select::SpecificAttributes)
+                    && r.projection_expression() == Some("#key, #created, #updated, #expire")
+            })
+            .then_output(|| {
+                ScanOutput::builder()
+                    .items(HashMap::from([(
+                        "session_id".to_owned(),
+                        AttributeValue::S("dead".into()),
+                    )]))
+                    .scanned_count(1)
+                    .count(1)
+                    .build()
+            });
         let throttled = mock!(Client::delete_item)
             .match_requests(|r| r.condition_expression().is_some())
             .sequence()
@@ -595,10 +753,9 @@ mod tests {
             RuleMode::MatchAny,
             [&no_checkpoint, &one_page, &throttled]
         );
-        let collector =
-            GarbageCollector::new(client, &config(|c| c.max_stale(Duration::from_secs(60))))
-                .unwrap()
-                .with_segments(1);
+        let collector = GarbageCollector::new(client, &config(|c| c))
+            .unwrap()
+            .with_segments(1);
 
         let report = collector.collect_all().await.unwrap();
         assert_eq!(report.status, PassStatus::Complete);
@@ -653,10 +810,9 @@ mod tests {
             RuleMode::MatchAny,
             [&saved, &resumed, &moved]
         );
-        let collector =
-            GarbageCollector::new(client, &config(|c| c.max_stale(Duration::from_secs(60))))
-                .unwrap()
-                .with_segments(2);
+        let collector = GarbageCollector::new(client, &config(|c| c))
+            .unwrap()
+            .with_segments(2);
 
         let report = collector.collect_all().await.unwrap();
         assert_eq!(report.status, PassStatus::Superseded);
@@ -690,10 +846,9 @@ mod tests {
             RuleMode::MatchAny,
             [&saved, &from_the_start, &cleared]
         );
-        let collector =
-            GarbageCollector::new(client, &config(|c| c.max_stale(Duration::from_secs(60))))
-                .unwrap()
-                .with_segments(1);
+        let collector = GarbageCollector::new(client, &config(|c| c))
+            .unwrap()
+            .with_segments(1);
 
         let report = collector.collect_all().await.unwrap();
         assert_eq!(report.status, PassStatus::Complete);
@@ -732,11 +887,10 @@ mod tests {
             RuleMode::MatchAny,
             [&saved, &filtered, &deleted, &saved_checkpoint]
         );
-        let collector =
-            GarbageCollector::new(client, &config(|c| c.max_stale(Duration::from_secs(60))))
-                .unwrap()
-                .with_segments(1)
-                .with_dry_run(true);
+        let collector = GarbageCollector::new(client, &config(|c| c))
+            .unwrap()
+            .with_segments(1)
+            .with_dry_run(true);
 
         let report = collector.collect_all().await.unwrap();
         assert_eq!(report.status, PassStatus::Complete);
@@ -793,11 +947,10 @@ mod tests {
         );
         let seen = Arc::new(std::sync::Mutex::new(Vec::<GcProgress>::new()));
         let hook_seen = seen.clone();
-        let collector =
-            GarbageCollector::new(client, &config(|c| c.max_stale(Duration::from_secs(60))))
-                .unwrap()
-                .with_segments(1)
-                .on_progress(move |p| hook_seen.lock().unwrap().push(p.clone()));
+        let collector = GarbageCollector::new(client, &config(|c| c))
+            .unwrap()
+            .with_segments(1)
+            .on_progress(move |p| hook_seen.lock().unwrap().push(p.clone()));
 
         let report = collector.collect_all().await.unwrap();
         let seen = seen.lock().unwrap().clone();
@@ -863,14 +1016,13 @@ mod tests {
         );
         let stop = Arc::new(AtomicBool::new(false));
         let stop_after_first_page = stop.clone();
-        let collector =
-            GarbageCollector::new(client, &config(|c| c.max_stale(Duration::from_secs(60))))
-                .unwrap()
-                .with_segments(1)
-                .with_stop_flag(stop)
-                .on_progress(move |_| {
-                    stop_after_first_page.store(true, std::sync::atomic::Ordering::Relaxed)
-                });
+        let collector = GarbageCollector::new(client, &config(|c| c))
+            .unwrap()
+            .with_segments(1)
+            .with_stop_flag(stop)
+            .on_progress(move |_| {
+                stop_after_first_page.store(true, std::sync::atomic::Ordering::Relaxed)
+            });
 
         let report = collector.collect_all().await.unwrap();
         assert_eq!(report.status, PassStatus::Continuing);
@@ -894,10 +1046,9 @@ mod tests {
             RuleMode::MatchAny,
             [&no_checkpoint, &scan]
         );
-        let collector =
-            GarbageCollector::new(client, &config(|c| c.max_stale(Duration::from_secs(60))))
-                .unwrap()
-                .with_stop_flag(Arc::new(AtomicBool::new(true)));
+        let collector = GarbageCollector::new(client, &config(|c| c))
+            .unwrap()
+            .with_stop_flag(Arc::new(AtomicBool::new(true)));
 
         let report = collector.collect_all().await.unwrap();
         assert_eq!(report.status, PassStatus::Continuing);
@@ -928,10 +1079,13 @@ mod tests {
             RuleMode::MatchAny,
             [&no_checkpoint, &one_page, &denied]
         );
-        let collector =
-            GarbageCollector::new(client, &config(|c| c.max_age(Duration::from_secs(60))))
-                .unwrap()
-                .with_segments(1);
+        let collector = GarbageCollector::new(client, &config(|c| c))
+            .unwrap()
+            .with_limits(GcLimits {
+                max_age: Some(Duration::from_secs(60)),
+                max_stale: None,
+            })
+            .with_segments(1);
 
         let err = collector.collect_all().await.unwrap_err();
         assert!(matches!(err, Error::DynamoDb(_)), "{err:?}");

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, Select};
 use futures::stream::{self, TryStreamExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
@@ -261,6 +261,9 @@ impl GarbageCollector {
                 .total_segments(self.segments as i32)
                 .limit(i32::try_from(self.page_size).unwrap_or(i32::MAX))
                 .set_filter_expression(scan.condition_expression())
+                // Explicit, so the request matches a role limited to these attributes
+                // (`dynamodb:Select` = SPECIFIC_ATTRIBUTES with `dynamodb:Attributes`).
+                .select(Select::SpecificAttributes)
                 .projection_expression("#key, #created, #updated, #expire")
                 // Stated, not implied by the projection: the template's IAM condition requires
                 // it, so the collector's role can never Scan for `data`.
@@ -355,7 +358,9 @@ impl GarbageCollector {
 }
 
 /// The garbage rule as a DynamoDB condition at one instant: the scan's filter and every
-/// delete's condition, so both decide alike.
+/// delete's condition, so both decide alike. `expire_at <= now` is the store's own test of a
+/// passed `expire_at` (`ends_at <= now`), and a missing `expire_at` fails it, as the store
+/// never ends a session by an `expire_at` it does not have; the caps are ORed on.
 pub(super) fn garbage_rule(
     max_age: Option<Duration>,
     max_stale: Option<Duration>,
@@ -532,7 +537,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_rule_ors_every_configured_limit_with_expiry() {
+    fn by_default_the_rule_is_the_stored_expiry_alone() {
+        let rule = garbage_rule(None, None, 1000);
+        assert_eq!(rule.condition_expression().unwrap(), "#expire <= :now");
+        assert_eq!(
+            rule.names().unwrap().len(),
+            1,
+            "DynamoDB refuses unused names"
+        );
+        assert_eq!(rule.values().unwrap()[":now"], number(1000));
+    }
+
+    #[test]
+    fn the_rule_ors_every_cap_with_expiry() {
         let rule = garbage_rule(
             Some(Duration::from_secs(100)),
             Some(Duration::from_secs(10)),

@@ -6,20 +6,24 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use aws_sdk_dynamodb::Client;
 use dynamodb_session_store::{
-    DEFAULT_PAGE_SIZE, DEFAULT_SEGMENTS, GC_PAGE_SIZE_VAR, GC_RATE_LIMIT_VAR, GC_SEGMENTS_VAR,
-    GarbageCollector, GcReport, MAX_PAGE_SIZE, MAX_SEGMENTS, PassStatus,
+    DEFAULT_PAGE_SIZE, DEFAULT_SEGMENTS, Error, GC_MAX_AGE_VAR, GC_MAX_STALE_VAR, GC_PAGE_SIZE_VAR,
+    GC_RATE_LIMIT_VAR, GC_SEGMENTS_VAR, GarbageCollector, GcLimits, GcReport, Lifetime,
+    MAX_PAGE_SIZE, MAX_SEGMENTS, PassStatus,
 };
 
-use crate::context::{Context, Lifetimes};
+use crate::context::Context;
 use crate::output::{Failure, Output, chain, count, limit, sdk_failure, seconds};
 use crate::progress::GcView;
 
 /// Delete dead sessions: one full pass of the library's garbage collector
 ///
-/// A session is dead when its expire_at has passed, or it is older than --max-age, or it was
-/// not written for --max-stale (sessions with their own `max_stale` are judged by their
-/// expire_at). Each is deleted with a conditional DeleteItem, so a session refreshed since
-/// the scan survives ("skipped as refreshed").
+/// A session is dead when its expire_at has passed: the store's own rule, so by default no
+/// session the store would still open is deleted, whatever lifetime the application gave it.
+/// --max-age and --max-stale are extra caps (OR): also delete sessions created longer ago, or
+/// not written for longer (except those with their own `max_stale`, judged by their
+/// expire_at). The store's AWS_DYNAMO_DB_SESSION_MAX_AGE / _MAX_STALE are never caps. Each is
+/// deleted with a conditional DeleteItem, so a session refreshed since the scan survives
+/// ("skipped as refreshed").
 ///
 /// The pass resumes from the checkpoint the scheduled session-gc Lambda (or an interrupted
 /// run) left, when --segments matches. Ctrl-C stops cleanly: the pages in progress finish,
@@ -27,8 +31,14 @@ use crate::progress::GcView;
 /// Ctrl-C quits at once.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    #[command(flatten)]
-    lifetimes: Lifetimes,
+    /// Extra cap: also delete sessions created longer ago: 90 (seconds), 30m, 12h, 7d or
+    /// `none` [default: no cap]
+    #[arg(long, value_name = "DURATION", env = GC_MAX_AGE_VAR, value_parser = parse_max_age)]
+    max_age: Option<Lifetime>,
+    /// Extra cap: also delete sessions not written for longer: 90 (seconds), 30m, 12h, 7d or
+    /// `none` [default: no cap]
+    #[arg(long, value_name = "DURATION", env = GC_MAX_STALE_VAR, value_parser = parse_max_stale)]
+    max_stale: Option<Lifetime>,
     /// Parallel scan segments (1-1000). Changing it restarts a saved pass
     #[arg(long, value_name = "N", env = GC_SEGMENTS_VAR,
           default_value_t = DEFAULT_SEGMENTS,
@@ -52,8 +62,34 @@ pub struct Args {
     dry_run: bool,
 }
 
+/// A cap in the forms the library reads for `variable`; `none` or empty: no cap.
+fn parse_cap(variable: &str, text: &str) -> Result<Lifetime, String> {
+    let limits = GcLimits::from_env([(variable, text)]).map_err(|e| match e {
+        Error::InvalidConfig { reason, .. } => reason,
+        other => other.to_string(),
+    })?;
+    let cap = if variable == GC_MAX_AGE_VAR {
+        limits.max_age
+    } else {
+        limits.max_stale
+    };
+    Ok(cap.map_or(Lifetime::Unlimited, Lifetime::After))
+}
+
+fn parse_max_age(text: &str) -> Result<Lifetime, String> {
+    parse_cap(GC_MAX_AGE_VAR, text)
+}
+
+fn parse_max_stale(text: &str) -> Result<Lifetime, String> {
+    parse_cap(GC_MAX_STALE_VAR, text)
+}
+
 pub async fn run(context: &Context, args: Args) -> Result<(), Failure> {
-    let config = context.config(|b| args.lifetimes.apply(b))?;
+    let config = context.config(|b| b)?;
+    let limits = GcLimits {
+        max_age: args.max_age.and_then(Lifetime::duration),
+        max_stale: args.max_stale.and_then(Lifetime::duration),
+    };
     let client = context.client().await?;
     let table = config.table_name.clone();
     let approximate_items = approximate_item_count(&client, &table, &context.output).await?;
@@ -67,6 +103,7 @@ pub async fn run(context: &Context, args: Args) -> Result<(), Failure> {
     let watcher = tokio::spawn(stop_on_ctrl_c(stop.clone(), view.clone()));
     let hook_view = view.clone();
     let collector = GarbageCollector::new(client, &config)?
+        .with_limits(limits)
         .with_segments(args.segments)
         .with_page_size(args.page_size)
         .with_rate_limit(args.rate_limit)
@@ -80,7 +117,7 @@ pub async fn run(context: &Context, args: Args) -> Result<(), Failure> {
     let interrupted = stop.load(Ordering::Relaxed) && report.status == PassStatus::Continuing;
 
     context.output.result(
-        || summary(&table, &report, &config, interrupted),
+        || summary(&table, &report, &limits, interrupted),
         || {
             let mut json = serde_json::to_value(&report).expect("a report serializes");
             json["table"] = table.clone().into();
@@ -148,12 +185,7 @@ async fn stop_on_ctrl_c(stop: Arc<AtomicBool>, view: Arc<GcView>) {
     }
 }
 
-fn summary(
-    table: &str,
-    report: &GcReport,
-    config: &dynamodb_session_store::Config,
-    interrupted: bool,
-) -> String {
+fn summary(table: &str, report: &GcReport, limits: &GcLimits, interrupted: bool) -> String {
     let status = match (report.status, interrupted) {
         (_, true) => "interrupted",
         (PassStatus::Complete, _) => "complete",
@@ -175,8 +207,8 @@ fn summary(
     );
     text.push_str(&format!(
         "  limits            max_age {}, max_stale {}, and expire_at\n",
-        limit(config.max_age),
-        limit(config.max_stale)
+        limit(limits.max_age),
+        limit(limits.max_stale)
     ));
     text.push_str(&format!(
         "  scanned           {} items{}\n",

@@ -62,11 +62,12 @@ impl DefaultErrorHandler {
 impl ErrorHandler for DefaultErrorHandler {
     fn handle_error(&self, error: &Error, request: &http::request::Parts) -> ErrorAction {
         if self.raise_errors || error.is_hard() {
-            tracing::error!(error = %error, source = ?std::error::Error::source(error),
-                method = %request.method, path = request.uri.path(), "session error");
+            // Not logged here: the layer logs every error it answers or hands to the
+            // handler, once, with its request id.
             ErrorAction::Raise
         } else {
-            tracing::warn!(error = %error, source = ?std::error::Error::source(error),
+            tracing::warn!(kind = error.kind(), error = %error,
+                source = ?std::error::Error::source(error),
                 method = %request.method, path = request.uri.path(),
                 "session error ignored (raise_errors is off)");
             ErrorAction::Ignore

@@ -26,6 +26,9 @@ impl Answer {
     pub(crate) fn for_error(error: &Error) -> Answer {
         match error {
             Error::LockWaitTimeout { .. } | Error::DeadlineExceeded => Answer::Busy,
+            // Throttling that outlasted the SDK's retries passes with time: retry, as for a
+            // lock.
+            Error::DynamoDb(e) if is_throttling(e) => Answer::Busy,
             Error::VersionConflict | Error::LockLost | Error::ConditionalCheckFailed => {
                 Answer::Conflict
             }
@@ -68,6 +71,43 @@ impl Answer {
                 .insert(RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
+    }
+}
+
+/// The error codes DynamoDB throttles with.
+fn is_throttling(error: &aws_sdk_dynamodb::Error) -> bool {
+    use aws_sdk_dynamodb::error::ProvideErrorMetadata as _;
+    matches!(
+        error.code(),
+        Some(
+            "ThrottlingException"
+                | "ProvisionedThroughputExceededException"
+                | "RequestLimitExceeded"
+                | "ThrottlingError"
+        )
+    )
+}
+
+/// Logs an error the layer answers or hands to a handler: once, at WARN when its answer is a
+/// 409, 413 or 503 (contention and limits a client may retry) and at ERROR otherwise, with
+/// its kind, its source chain and the invocation's request id. The error types carry no
+/// cookie, secret, session data or user id, so neither does the line.
+pub(crate) fn log_error(error: &Error, answer: Answer, request_id: Option<&str>, what: &str) {
+    let chain = match error {
+        // serde_json's messages quote the offending value, which is session data.
+        Error::Serialization(e) => format!("{:?} error", e.classify()),
+        _ => std::iter::successors(std::error::Error::source(error), |e| e.source())
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(": "),
+    };
+    let kind = error.kind();
+    let status = answer.status().as_u16();
+    let request_id = request_id.unwrap_or("-");
+    if matches!(answer, Answer::Failure) {
+        tracing::error!(kind, %error, chain, status, request_id, "{what}");
+    } else {
+        tracing::warn!(kind, %error, chain, status, request_id, "{what}");
     }
 }
 

@@ -128,16 +128,36 @@ pub(crate) struct State {
     pub(crate) raised: Option<Answer>,
     /// The last error a method returned to the application: answered if the handler fails.
     pub(crate) returned: Option<Answer>,
+    /// An explicit operation (a revocation) failed: the response is this answer whatever
+    /// the handler answers, so a 2xx never claims it happened.
+    pub(crate) explicit_failed: Option<Answer>,
+    /// The invocation's request id, for the log lines of this request's errors.
+    pub(crate) request_id: Option<String>,
     /// The layer has made this request's write (or given up on it): later changes would be
     /// lost, so they are refused.
     pub(crate) closed: bool,
 }
 
 impl State {
-    /// Remembers `error` for the response and hands it back.
+    /// Remembers `error` for the response, logs it (the one log line it gets, even when
+    /// the layer later answers with it) and hands it back.
     fn fail<T>(&mut self, error: Error) -> Result<T> {
-        self.returned = Some(Answer::for_error(&error));
+        let answer = Answer::for_error(&error);
+        crate::service::answer::log_error(
+            &error,
+            answer,
+            self.request_id.as_deref(),
+            "a session method returned an error to the handler",
+        );
+        self.returned = Some(answer);
         Err(error)
+    }
+
+    /// As [`fail`](Self::fail), for an explicit operation: the response becomes the error's
+    /// answer even if the handler goes on to answer 2xx.
+    fn fail_explicit<T>(&mut self, error: Error) -> Result<T> {
+        self.explicit_failed = Some(Answer::for_error(&error));
+        self.fail(error)
     }
 }
 
@@ -436,7 +456,7 @@ impl Session {
         let store = self.inner.work_store();
         match store.revoke_user_sessions(&user, current.as_ref()).await {
             Ok(revoked) => Ok(Some(revoked)),
-            Err(e) => state.fail(e),
+            Err(e) => state.fail_explicit(e),
         }
     }
 
@@ -464,7 +484,7 @@ impl Session {
             .await
         {
             Ok(found) => Ok(found),
-            Err(e) => state.fail(e),
+            Err(e) => state.fail_explicit(e),
         }
     }
 

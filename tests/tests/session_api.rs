@@ -877,3 +877,66 @@ async fn the_signing_key_comes_from_secrets_manager_and_survives_its_rotation() 
         "{err:?}"
     );
 }
+
+// ---- issue 18: what the handler asks for happens, or the answer says it did not ----------
+
+#[tokio::test]
+async fn a_login_as_the_first_request_sets_a_cookie_and_lists_one_session() {
+    let api = Api::new("first_login", |l| l).await;
+    let user = format!("first-login-{}", std::process::id());
+    let login = api
+        .call(
+            Method::POST,
+            "/login",
+            None,
+            &json!({ "user": user }).to_string(),
+        )
+        .await;
+    assert_eq!(login.status, StatusCode::OK, "{:?}", login.body);
+    let cookie = login.cookie();
+    let listed = api.get("/sessions", Some(&cookie)).await;
+    assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.body);
+    let sessions = listed.body["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    assert_eq!(sessions[0]["current"], true);
+}
+
+#[tokio::test]
+async fn a_logout_or_renewal_whose_write_fails_is_not_a_2xx() {
+    let api = Api::new("explicit_fails", |l| l).await;
+    let cookie = api.get("/counter", None).await.cookie();
+
+    api.faults.set(&["DeleteItem"]);
+    let reply = api
+        .call(Method::DELETE, "/session", Some(&cookie), "")
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "{:?}",
+        reply.body
+    );
+    assert_eq!(
+        reply.set_cookie(),
+        None,
+        "no cookie claims the logout happened"
+    );
+
+    api.faults.set(&["TransactWriteItems"]);
+    let reply = api
+        .call(Method::POST, "/session/renew", Some(&cookie), "")
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "{:?}",
+        reply.body
+    );
+    assert_eq!(reply.set_cookie(), None, "no new cookie");
+
+    // Both said they failed, and the old id still opens the session.
+    api.faults.set(&[]);
+    let read = api.get("/session", Some(&cookie)).await;
+    assert_eq!(read.body, json!({ "count": 1 }));
+    assert_eq!(read.set_cookie(), None);
+}

@@ -115,6 +115,20 @@ pub(crate) fn log_error(error: &Error, answer: Answer, request_id: Option<&str>,
 mod tests {
     use super::*;
 
+    /// A throttling error as the SDK reports it once its retries are used up.
+    fn throttled() -> Error {
+        use aws_sdk_dynamodb::error::ErrorMetadata;
+        use aws_sdk_dynamodb::types::error::ProvisionedThroughputExceededException;
+        let code = "ProvisionedThroughputExceededException";
+        let exception = ProvisionedThroughputExceededException::builder()
+            .message("rate exceeded")
+            .meta(ErrorMetadata::builder().code(code).build())
+            .build();
+        Error::DynamoDb(Box::new(
+            aws_sdk_dynamodb::Error::ProvisionedThroughputExceededException(exception),
+        ))
+    }
+
     #[test]
     fn each_error_kind_has_its_status_and_no_details() {
         let cases = [
@@ -130,6 +144,7 @@ mod tests {
             (Error::ConditionalCheckFailed, 409),
             (Error::SessionTooLarge { size: 2, limit: 1 }, 413),
             (Error::MissingSecretKey, 500),
+            (throttled(), 503),
         ];
         for (error, status) in cases {
             let response: Response<String> =

@@ -35,8 +35,11 @@ fn request_id_of<B>(request: &Request<B>) -> Option<String> {
 /// Headers whose values the error handler never sees: they are credentials.
 const REDACTED: [http::HeaderName; 4] = [COOKIE, AUTHORIZATION, PROXY_AUTHORIZATION, SET_COOKIE];
 
-/// What shows in place of a redacted header or query value.
-const REDACTION: &str = "redacted";
+/// What shows in place of a redacted header value.
+const REDACTION: &str = "<redacted>";
+
+/// What shows in place of a redacted query value: plain letters, valid in any query.
+const QUERY_REDACTION: &str = "redacted";
 
 /// Whether a header's value may be a credential: the named ones, and any whose name says
 /// key, token or secret (`x-api-key`, `x-amz-security-token`, `x-csrf-token`,
@@ -312,7 +315,7 @@ fn redacted_uri(uri: &http::Uri) -> http::Uri {
     let query = query
         .split('&')
         .map(|pair| match pair.split_once('=') {
-            Some((name, _)) => format!("{name}={REDACTION}"),
+            Some((name, _)) => format!("{name}={QUERY_REDACTION}"),
             None => pair.to_owned(),
         })
         .collect::<Vec<_>>()

@@ -940,3 +940,52 @@ async fn a_logout_or_renewal_whose_write_fails_is_not_a_2xx() {
     assert_eq!(read.body, json!({ "count": 1 }));
     assert_eq!(read.set_cookie(), None);
 }
+
+/// Issue 18 item 5: under an emulator that reports a 600 s budget, a waiter behind a lock
+/// whose holder died answers 503 with `Retry-After` within the function's own Timeout (here
+/// 3 s), and the wait ends by then less the layer's margin.
+#[tokio::test]
+async fn the_budget_is_the_functions_own_timeout_when_the_invocation_reports_longer() {
+    use dynamodb_session_store::Concurrency;
+    let locking = |c: dynamodb_session_store::ConfigBuilder| {
+        c.concurrency(Concurrency::Pessimistic)
+            .lock_expiry_time(Duration::from_secs(60))
+            .lock_max_wait_time(Duration::from_secs(30))
+    };
+    let api = Api::with_store("own_timeout", locking, |l| l).await;
+    let cookie = api.get("/counter", None).await.cookie();
+    // The dead holder: a lock taken and never released, that expires only in 60 s.
+    let elsewhere = api.table.store(locking);
+    let id = elsewhere
+        .verify_cookie(cookie.split_once('=').unwrap().1)
+        .unwrap();
+    assert!(elsewhere.load(&id).await.unwrap().unwrap().is_locked());
+
+    let timeout = Duration::from_secs(3);
+    let mut request = api::request(Method::GET, "/counter", Some(&cookie), "");
+    let mut context = lambda_http::Context::default();
+    context.deadline = 600_000; // `cargo lambda watch`'s budget
+    request.extensions_mut().insert(context);
+    let started = std::time::Instant::now();
+    let reply = decode(
+        session_api::app_with_timeout(api.layer.clone(), timeout)
+            .oneshot(request)
+            .await
+            .unwrap(),
+    );
+    let took = started.elapsed();
+    assert_eq!(
+        reply.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{:?}",
+        reply.body
+    );
+    assert!(reply.headers.contains_key(header::RETRY_AFTER));
+    assert!(took < timeout, "answered after {took:?}, past the Timeout");
+    assert!(
+        took >= timeout
+            - dynamodb_session_store::DEFAULT_DEADLINE_MARGIN
+            - Duration::from_millis(300),
+        "the wait used the budget, not less: {took:?}"
+    );
+}

@@ -17,7 +17,7 @@ use pin_project_lite::pin_project;
 use tokio::sync::Mutex;
 
 use super::SessionLayer;
-use super::answer::Answer;
+use super::answer::{Answer, log_error};
 use super::finish::{Outcome, abandon, finish};
 use crate::deadline::Deadline;
 use crate::session::{Inner, Session, State};
@@ -187,13 +187,18 @@ where
                         if !out_of_time {
                             return Poll::Pending;
                         }
-                        tracing::warn!(
-                            "the handler did not answer before the deadline; answering 503"
-                        );
                         let session = session.take().expect("polled after completion");
                         Stage::Abandoning {
                             release: Box::pin(async move {
                                 abandon(&session).await;
+                                let request_id =
+                                    session.inner().state.lock().await.request_id.clone();
+                                log_error(
+                                    &crate::Error::DeadlineExceeded,
+                                    Answer::Busy,
+                                    request_id.as_deref(),
+                                    "the handler did not answer before the deadline; answering 503",
+                                );
                                 Some(Answer::Busy)
                             }),
                             failure: None,

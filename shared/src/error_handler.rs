@@ -46,7 +46,12 @@ pub trait ErrorHandler: Debug + Send + Sync + 'static {
 }
 
 /// The gem's default policy: hard errors ([`Error::is_hard`]) always raise; other errors raise
-/// only when `raise_errors` is set, and are otherwise logged through `tracing` and ignored.
+/// only when `raise_errors` is set, and are otherwise logged (WARN) through `tracing` and
+/// ignored. A raised error is logged by the layer, once, with the response it causes.
+///
+/// The policy covers implicit work only (a failed read, a touch, a plain data save): the
+/// failure of an explicit operation (a renewal, a logout, a binding, a revocation) is always
+/// answered, whatever this handler says.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultErrorHandler {
     raise_errors: bool,

@@ -29,7 +29,16 @@ use crate::store::{SessionRecord, SessionStore, UserSessionPage};
 ///
 /// Every error a method returns is remembered: if the handler then fails with `Err` (as it
 /// does when it uses `?`), the layer answers with that error's response — 503 with
-/// `Retry-After`, 409, 413 or 500 — rather than let the failure become a bare 5xx.
+/// `Retry-After`, 409, 413 or 500 — rather than let the failure become a bare 5xx. Each
+/// such error is logged once (ERROR, or WARN for 409/413/503) with its kind, source chain and
+/// the invocation's request id.
+///
+/// What the handler asks for explicitly — [`renew`](Self::renew), [`destroy`](Self::destroy),
+/// [`set_user`](Self::set_user), emptying with [`clear`](Self::clear), and the revocations —
+/// either happens or the response says it did not: when its write fails for any reason, the
+/// layer answers with the error whatever the handler answered, and sends no `Set-Cookie`.
+/// The error handler's `raise_errors` policy decides only for implicit work (a failed read,
+/// a touch, a plain data save).
 ///
 /// # Examples
 ///
@@ -281,7 +290,8 @@ impl Session {
     }
 
     /// Empties the session. An emptied session is deleted (honouring the concurrency mode)
-    /// and its cookie removed.
+    /// and its cookie removed — unless it is bound to a user or has its own `max_stale`,
+    /// which keep it (with no data).
     ///
     /// # Errors
     ///

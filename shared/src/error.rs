@@ -210,6 +210,44 @@ impl Error {
         )
     }
 
+    /// The variant's name (`"DynamoDb"`, `"LockWaitTimeout"`...): a stable label for logs
+    /// and metrics, which never carries the error's details.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dynamodb_session_store::Error;
+    ///
+    /// assert_eq!(Error::VersionConflict.kind(), "VersionConflict");
+    /// ```
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::MissingSecretKey => "MissingSecretKey",
+            Error::MissingClient => "MissingClient",
+            Error::InvalidConfig { .. } => "InvalidConfig",
+            Error::ConfigFile { .. } => "ConfigFile",
+            Error::TableNotFound { .. } => "TableNotFound",
+            Error::ConditionalCheckFailed => "ConditionalCheckFailed",
+            Error::LockWaitTimeout { .. } => "LockWaitTimeout",
+            Error::DeadlineExceeded => "DeadlineExceeded",
+            Error::LockLost => "LockLost",
+            Error::VersionConflict => "VersionConflict",
+            Error::SessionTooLarge { .. } => "SessionTooLarge",
+            Error::IdCollision { .. } => "IdCollision",
+            Error::Serialization(_) => "Serialization",
+            Error::SessionUnavailable => "SessionUnavailable",
+            Error::SessionClosed => "SessionClosed",
+            Error::MalformedItem(_) => "MalformedItem",
+            Error::TtlConflict { .. } => "TtlConflict",
+            Error::TableKeyMismatch { .. } => "TableKeyMismatch",
+            Error::TableNotReady { .. } => "TableNotReady",
+            Error::NoGarbageLimits => "NoGarbageLimits",
+            Error::UserIndexMissing { .. } => "UserIndexMissing",
+            Error::DynamoDb(_) => "DynamoDb",
+            Error::Backend(_) => "Backend",
+        }
+    }
+
     /// Classifies a DynamoDB SDK error from an operation on `table`: a missing table as
     /// [`Error::TableNotFound`], a failed condition as [`Error::ConditionalCheckFailed`],
     /// anything else as [`Error::DynamoDb`].

@@ -46,7 +46,12 @@ pub trait ErrorHandler: Debug + Send + Sync + 'static {
 }
 
 /// The gem's default policy: hard errors ([`Error::is_hard`]) always raise; other errors raise
-/// only when `raise_errors` is set, and are otherwise logged through `tracing` and ignored.
+/// only when `raise_errors` is set, and are otherwise logged (WARN) through `tracing` and
+/// ignored. A raised error is logged by the layer, once, with the response it causes.
+///
+/// The policy covers implicit work only (a failed read, a touch, a plain data save): the
+/// failure of an explicit operation (a renewal, a logout, a binding, a revocation) is always
+/// answered, whatever this handler says.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultErrorHandler {
     raise_errors: bool,
@@ -62,11 +67,12 @@ impl DefaultErrorHandler {
 impl ErrorHandler for DefaultErrorHandler {
     fn handle_error(&self, error: &Error, request: &http::request::Parts) -> ErrorAction {
         if self.raise_errors || error.is_hard() {
-            tracing::error!(error = %error, source = ?std::error::Error::source(error),
-                method = %request.method, path = request.uri.path(), "session error");
+            // Not logged here: the layer logs every error it answers or hands to the
+            // handler, once, with its request id.
             ErrorAction::Raise
         } else {
-            tracing::warn!(error = %error, source = ?std::error::Error::source(error),
+            tracing::warn!(kind = error.kind(), error = %error,
+                source = ?std::error::Error::source(error),
                 method = %request.method, path = request.uri.path(),
                 "session error ignored (raise_errors is off)");
             ErrorAction::Ignore

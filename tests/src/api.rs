@@ -93,7 +93,7 @@ pub async fn call_with(
     cookie: Option<&str>,
     body: &str,
 ) -> Reply {
-    let response = session_api::app_with(layer.clone(), demo)
+    let response = session_api::app_with(layer.clone(), demo, session_api::FUNCTION_TIMEOUT)
         .oneshot(request(method, path, cookie, body))
         .await
         .unwrap();

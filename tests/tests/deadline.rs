@@ -114,7 +114,7 @@ async fn get(layer: SessionLayer, path: &str, cookie: &str, deadline_ms: u64) ->
     let mut context = lambda_http::Context::default();
     context.deadline = deadline_ms;
     request.extensions_mut().insert(context);
-    let app = session_api::app_with(layer, api::DemoRoutes::On);
+    let app = session_api::app_with(layer, api::DemoRoutes::On, session_api::FUNCTION_TIMEOUT);
     decode(app.oneshot(request).await.unwrap())
 }
 

@@ -215,3 +215,189 @@ async fn no_session_id_cookie_or_secret_appears_in_any_log_line() {
         cookies.len()
     );
 }
+
+// ---- issue 18 item 3: every error answer leaves its cause in the log, once ---------------
+
+/// A request through session-api with a Lambda context carrying `request_id`.
+async fn call_as(
+    layer: &SessionLayer,
+    method: Method,
+    path: &str,
+    cookie: Option<&str>,
+    body: &str,
+    request_id: &str,
+) -> api::Reply {
+    let mut request = api::request(method, path, cookie, body);
+    let mut context = lambda_http::Context::default();
+    context.request_id = request_id.to_owned();
+    request.extensions_mut().insert(context);
+    api::decode(
+        session_api::app(layer.clone())
+            .oneshot(request)
+            .await
+            .unwrap(),
+    )
+}
+
+/// The captured lines that name `request_id`.
+fn lines_of(text: &str, request_id: &str) -> Vec<String> {
+    text.lines()
+        .filter(|line| line.contains(request_id))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn each_error_answer_is_logged_once_with_kind_chain_and_request_id() {
+    let logs = Captured::default();
+    // This thread only: the other test in this binary owns the global subscriber.
+    let _guard = tracing::subscriber::set_default(logs.subscriber());
+    let tag = std::process::id();
+    let user = format!("log-user-{tag}-secretive");
+
+    for concurrency in [
+        Concurrency::None,
+        Concurrency::Optimistic,
+        Concurrency::Pessimistic,
+    ] {
+        let (table, _calls, faults) = TestTable::instrumented("logs-once").await;
+        let layer = layer_on(table.client.clone(), &table.name, false, concurrency);
+        let login = call_as(
+            &layer,
+            Method::POST,
+            "/login",
+            None,
+            &format!(r#"{{"user":"{user}"}}"#),
+            "req-login",
+        )
+        .await;
+        let cookie = login.cookie();
+
+        // A logout whose DeleteItem fails: 500, one ERROR line.
+        faults.set(&["DeleteItem"]);
+        let logout_id = format!("req-logout-{tag}-{concurrency:?}");
+        let reply = call_as(
+            &layer,
+            Method::DELETE,
+            "/session",
+            Some(&cookie),
+            "",
+            &logout_id,
+        )
+        .await;
+        assert_eq!(reply.status, 500, "{:?}", reply.body);
+        // A renewal whose transaction fails: 500, one ERROR line.
+        faults.set(&["TransactWriteItems"]);
+        let renew_id = format!("req-renew-{tag}-{concurrency:?}");
+        let reply = call_as(
+            &layer,
+            Method::POST,
+            "/session/renew",
+            Some(&cookie),
+            "",
+            &renew_id,
+        )
+        .await;
+        assert_eq!(reply.status, 500, "{:?}", reply.body);
+        faults.set(&[]);
+
+        let text = logs.text();
+        for (request_id, operation) in [
+            (&logout_id, "DeleteItem"),
+            (&renew_id, "TransactWriteItems"),
+        ] {
+            let lines = lines_of(&text, request_id);
+            assert_eq!(
+                lines.len(),
+                1,
+                "exactly one line for {request_id}: {lines:#?}"
+            );
+            let line = &lines[0];
+            assert!(line.contains("ERROR"), "{line}");
+            assert!(line.contains("DynamoDb"), "the kind: {line}");
+            assert!(line.contains("status=500"), "{line}");
+            assert!(
+                line.contains(&format!("injected failure of {operation}")),
+                "the source chain: {line}"
+            );
+        }
+        let value = cookie.split_once('=').unwrap().1;
+        let (id, signature) = value.split_once('.').unwrap();
+        for secret in [value, id, signature, user.as_str()] {
+            assert!(!text.contains(secret), "a log line shows {secret}");
+        }
+    }
+
+    // A handler's error through `?` (no user index: `GET /sessions` answers 500), logged
+    // once, by the layer, though the handler's `Err` then becomes the layer's answer.
+    let client = integration_tests::client().await;
+    let bare = integration_tests::table_name("logs-no-index");
+    integration_tests::tables::bare_table(&client, &bare, &[]).await;
+    let layer = layer_on(client.clone(), &bare, false, Concurrency::None);
+    let cookie = call_as(
+        &layer,
+        Method::POST,
+        "/login",
+        None,
+        &format!(r#"{{"user":"{user}"}}"#),
+        "req-login-bare",
+    )
+    .await
+    .cookie();
+    let list_id = format!("req-list-{tag}");
+    let reply = call_as(
+        &layer,
+        Method::GET,
+        "/sessions",
+        Some(&cookie),
+        "",
+        &list_id,
+    )
+    .await;
+    assert_eq!(reply.status, 500, "{:?}", reply.body);
+    let lines = lines_of(&logs.text(), &list_id);
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(
+        lines[0].contains("ERROR") && lines[0].contains("UserIndexMissing"),
+        "{}",
+        lines[0]
+    );
+    assert!(!lines[0].contains(&user));
+
+    // A 503 (the lock is held past the wait) is a WARN.
+    let table = TestTable::new("logs-busy").await;
+    let layer = layer_on(
+        table.client.clone(),
+        &table.name,
+        false,
+        Concurrency::Pessimistic,
+    );
+    let cookie = call(&layer, Method::GET, "/counter", None, "")
+        .await
+        .unwrap();
+    let holder = tokio::spawn({
+        let (layer, cookie) = (layer.clone(), cookie.clone());
+        async move {
+            call(
+                &layer,
+                Method::GET,
+                "/counter?hold_ms=800",
+                Some(&cookie),
+                "",
+            )
+            .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let busy_id = format!("req-busy-{tag}");
+    let reply = call_as(&layer, Method::GET, "/counter", Some(&cookie), "", &busy_id).await;
+    holder.await.unwrap();
+    assert_eq!(reply.status, 503, "{:?}", reply.body);
+    let lines = lines_of(&logs.text(), &busy_id);
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(
+        lines[0].contains("WARN") && lines[0].contains("LockWaitTimeout"),
+        "{}",
+        lines[0]
+    );
+}

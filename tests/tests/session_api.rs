@@ -903,10 +903,14 @@ async fn a_bad_byte_in_another_cookie_leaves_the_session_open() {
     ];
     for (n, raw) in headers.iter().enumerate() {
         let reply = decode(
-            session_api::app_with(api.layer.clone(), api::DemoRoutes::On)
-                .oneshot(with_raw_cookie("/counter", raw))
-                .await
-                .unwrap(),
+            session_api::app_with(
+                api.layer.clone(),
+                api::DemoRoutes::On,
+                session_api::FUNCTION_TIMEOUT,
+            )
+            .oneshot(with_raw_cookie("/counter", raw))
+            .await
+            .unwrap(),
         );
         assert_eq!(reply.body, json!({"count": n + 2}), "header {n}");
         assert_eq!(reply.set_cookie(), None, "the same session, no new cookie");
@@ -1135,5 +1139,117 @@ async fn without_demo_routes_login_is_not_found_and_hold_ms_is_refused() {
         Some(1),
         "{}",
         reply.body
+    );
+}
+
+// ---- issue 18: what the handler asks for happens, or the answer says it did not ----------
+
+#[tokio::test]
+async fn a_login_as_the_first_request_sets_a_cookie_and_lists_one_session() {
+    let api = Api::new("first_login", |l| l).await;
+    let user = format!("first-login-{}", std::process::id());
+    let login = api
+        .call(
+            Method::POST,
+            "/login",
+            None,
+            &json!({ "user": user }).to_string(),
+        )
+        .await;
+    assert_eq!(login.status, StatusCode::OK, "{:?}", login.body);
+    let cookie = login.cookie();
+    let listed = api.get("/sessions", Some(&cookie)).await;
+    assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.body);
+    let sessions = listed.body["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    assert_eq!(sessions[0]["current"], true);
+}
+
+#[tokio::test]
+async fn a_logout_or_renewal_whose_write_fails_is_not_a_2xx() {
+    let api = Api::new("explicit_fails", |l| l).await;
+    let cookie = api.get("/counter", None).await.cookie();
+
+    api.faults.set(&["DeleteItem"]);
+    let reply = api
+        .call(Method::DELETE, "/session", Some(&cookie), "")
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "{:?}",
+        reply.body
+    );
+    assert_eq!(
+        reply.set_cookie(),
+        None,
+        "no cookie claims the logout happened"
+    );
+
+    api.faults.set(&["TransactWriteItems"]);
+    let reply = api
+        .call(Method::POST, "/session/renew", Some(&cookie), "")
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "{:?}",
+        reply.body
+    );
+    assert_eq!(reply.set_cookie(), None, "no new cookie");
+
+    // Both said they failed, and the old id still opens the session.
+    api.faults.set(&[]);
+    let read = api.get("/session", Some(&cookie)).await;
+    assert_eq!(read.body, json!({ "count": 1 }));
+    assert_eq!(read.set_cookie(), None);
+}
+
+/// Issue 18 item 5: under an emulator that reports a 600 s budget, a waiter behind a lock
+/// whose holder died answers 503 with `Retry-After` within the function's own Timeout (here
+/// 3 s), and the wait ends by then less the layer's margin.
+#[tokio::test]
+async fn the_budget_is_the_functions_own_timeout_when_the_invocation_reports_longer() {
+    use dynamodb_session_store::Concurrency;
+    let locking = |c: dynamodb_session_store::ConfigBuilder| {
+        c.concurrency(Concurrency::Pessimistic)
+            .lock_expiry_time(Duration::from_secs(60))
+            .lock_max_wait_time(Duration::from_secs(30))
+    };
+    let api = Api::with_store("own_timeout", locking, |l| l).await;
+    let cookie = api.get("/counter", None).await.cookie();
+    // The dead holder: a lock taken and never released, that expires only in 60 s.
+    let elsewhere = api.table.store(locking);
+    let id = elsewhere
+        .verify_cookie(cookie.split_once('=').unwrap().1)
+        .unwrap();
+    assert!(elsewhere.load(&id).await.unwrap().unwrap().is_locked());
+
+    let timeout = Duration::from_secs(3);
+    let mut request = api::request(Method::GET, "/counter", Some(&cookie), "");
+    let mut context = lambda_http::Context::default();
+    context.deadline = 600_000; // `cargo lambda watch`'s budget
+    request.extensions_mut().insert(context);
+    let started = std::time::Instant::now();
+    let reply = decode(
+        session_api::app_with(api.layer.clone(), api::DemoRoutes::On, timeout)
+            .oneshot(request)
+            .await
+            .unwrap(),
+    );
+    let took = started.elapsed();
+    assert_eq!(
+        reply.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{:?}",
+        reply.body
+    );
+    assert!(reply.headers.contains_key(header::RETRY_AFTER));
+    assert!(took < timeout, "answered after {took:?}, past the Timeout");
+    assert!(
+        took >= timeout
+            - dynamodb_session_store::DEFAULT_DEADLINE_MARGIN
+            - Duration::from_millis(300),
+        "the wait used the budget, not less: {took:?}"
     );
 }

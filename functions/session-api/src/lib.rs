@@ -9,10 +9,10 @@ mod secret;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use dynamodb_session_store::{Config, SessionLayer, SessionService, SessionStore};
+use dynamodb_session_store::{Config, Deadline, SessionLayer, SessionStore};
 
-use lambda_http::tower::Layer;
 use lambda_http::tower::util::BoxCloneService;
+use lambda_http::tower::{Layer, ServiceExt as _};
 use lambda_http::{Body, Request, Response, service_fn};
 
 pub use secret::{
@@ -182,17 +182,70 @@ pub fn resilient(config: aws_sdk_dynamodb::config::Builder) -> aws_sdk_dynamodb:
 /// The routes as a boxed service: one nameable type for `main` and the tests.
 pub type Routes = BoxCloneService<Request, Response<Body>, lambda_http::Error>;
 
-/// The handler wrapped in the session layer: the service Lambda runs, with the demo routes
-/// as [`routes::DEMO_ROUTES_VARIABLE`] says.
-pub fn app(layer: SessionLayer) -> SessionService<Routes> {
-    app_with(layer, routes::DemoRoutes::from_env())
+/// The variable that gives the function its own Timeout in whole seconds. The template does
+/// not set it: without it the function trusts [`FUNCTION_TIMEOUT`], which a unit test keeps
+/// equal to the template's `Timeout`.
+pub const FUNCTION_TIMEOUT_VARIABLE: &str = "FUNCTION_TIMEOUT";
+
+/// The function's own Timeout: `FUNCTION_TIMEOUT` seconds when set to a positive whole
+/// number, else [`FUNCTION_TIMEOUT`]. A bad value is warned about, not fatal: the default
+/// is the template's.
+pub fn function_timeout(vars: &[(String, String)]) -> Duration {
+    let Some((_, value)) = vars
+        .iter()
+        .find(|(name, _)| name == FUNCTION_TIMEOUT_VARIABLE)
+    else {
+        return FUNCTION_TIMEOUT;
+    };
+    match value.trim().parse::<u64>() {
+        Ok(seconds) if seconds > 0 => Duration::from_secs(seconds),
+        _ => {
+            tracing::warn!(
+                variable = FUNCTION_TIMEOUT_VARIABLE,
+                value = %value,
+                "not a positive number of seconds; using the template's Timeout"
+            );
+            FUNCTION_TIMEOUT
+        }
+    }
 }
 
-/// As [`app`], with the demo routes on or off as given.
-pub fn app_with(layer: SessionLayer, demo: routes::DemoRoutes) -> SessionService<Routes> {
-    layer.layer(BoxCloneService::new(service_fn(move |request| {
+/// The handler wrapped in the session layer: the service Lambda runs, with the demo routes
+/// as [`routes::DEMO_ROUTES_VARIABLE`] says and the function's Timeout read from the
+/// environment ([`function_timeout`]).
+pub fn app(layer: SessionLayer) -> Routes {
+    let vars: Vec<(String, String)> = std::env::vars().collect();
+    app_with(
+        layer,
+        routes::DemoRoutes::from_env(),
+        function_timeout(&vars),
+    )
+}
+
+/// As [`app`], with the demo routes on or off and the function's own Timeout given.
+///
+/// Each request's budget is the earliest of the invocation's deadline (from its
+/// `lambda_http::Context`), a [`Deadline`] already in its extensions, and `timeout` from its
+/// arrival: an emulator that reports a longer budget than the function's Timeout
+/// (`cargo lambda watch` says 600 s) cannot make a waiter outlive the function, and on
+/// Lambda the invocation's own deadline, being earlier, wins.
+pub fn app_with(layer: SessionLayer, demo: routes::DemoRoutes, timeout: Duration) -> Routes {
+    let app = layer.layer(BoxCloneService::new(service_fn(move |request| {
         routes::handle(request, demo)
-    })))
+    })));
+    BoxCloneService::new(app.map_request(move |mut request: Request| {
+        let own = Deadline::after(timeout);
+        let invocation = request
+            .extensions()
+            .get::<lambda_http::Context>()
+            .and_then(|context| Deadline::from_lambda_millis(context.deadline));
+        let given = request.extensions().get::<Deadline>().copied();
+        let budget = [Some(own), invocation, given].into_iter().flatten().min();
+        if let Some(budget) = budget {
+            request.extensions_mut().insert(budget);
+        }
+        request
+    }))
 }
 
 #[cfg(test)]
@@ -213,6 +266,17 @@ mod tests {
             .or_else(|| global.as_u64())
             .expect("a Timeout for SessionApiFunction");
         Duration::from_secs(seconds)
+    }
+
+    #[test]
+    fn the_function_timeout_comes_from_the_environment_or_the_template() {
+        let var = |value: &str| vec![(FUNCTION_TIMEOUT_VARIABLE.to_owned(), value.to_owned())];
+        assert_eq!(function_timeout(&[]), FUNCTION_TIMEOUT);
+        assert_eq!(function_timeout(&var("3")), Duration::from_secs(3));
+        assert_eq!(function_timeout(&var(" 7 ")), Duration::from_secs(7));
+        for bad in ["0", "-1", "ten", ""] {
+            assert_eq!(function_timeout(&var(bad)), FUNCTION_TIMEOUT, "{bad:?}");
+        }
     }
 
     #[test]

@@ -10,7 +10,8 @@ async fn main() -> Result<(), Error> {
 
     // Built once per cold start: the clients and the signing keys (read again from Secrets
     // Manager only when a cookie signed by a newer secret arrives). Every request's time
-    // budget comes from its invocation's deadline (see session_api::FUNCTION_TIMEOUT).
+    // budget is the earlier of its invocation's deadline and the function's own Timeout
+    // (see session_api::app_with), whatever an emulator reports.
     let aws = aws_config::load_from_env().await;
     let layer = session_api::layer_from_env(&aws, std::env::vars().collect()).await?;
     lambda_http::run(session_api::app(layer)).await

@@ -26,6 +26,9 @@ impl Answer {
     pub(crate) fn for_error(error: &Error) -> Answer {
         match error {
             Error::LockWaitTimeout { .. } | Error::DeadlineExceeded => Answer::Busy,
+            // Throttling that outlasted the SDK's retries passes with time: retry, as for a
+            // lock.
+            Error::DynamoDb(e) if is_throttling(e) => Answer::Busy,
             Error::VersionConflict | Error::LockLost | Error::ConditionalCheckFailed => {
                 Answer::Conflict
             }
@@ -71,9 +74,60 @@ impl Answer {
     }
 }
 
+/// The error codes DynamoDB throttles with.
+fn is_throttling(error: &aws_sdk_dynamodb::Error) -> bool {
+    use aws_sdk_dynamodb::error::ProvideErrorMetadata as _;
+    matches!(
+        error.code(),
+        Some(
+            "ThrottlingException"
+                | "ProvisionedThroughputExceededException"
+                | "RequestLimitExceeded"
+                | "ThrottlingError"
+        )
+    )
+}
+
+/// Logs an error the layer answers or hands to a handler: once, at WARN when its answer is a
+/// 409, 413 or 503 (contention and limits a client may retry) and at ERROR otherwise, with
+/// its kind, its source chain and the invocation's request id. The error types carry no
+/// cookie, secret, session data or user id, so neither does the line.
+pub(crate) fn log_error(error: &Error, answer: Answer, request_id: Option<&str>, what: &str) {
+    let chain = match error {
+        // serde_json's messages quote the offending value, which is session data.
+        Error::Serialization(e) => format!("{:?} error", e.classify()),
+        _ => std::iter::successors(std::error::Error::source(error), |e| e.source())
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(": "),
+    };
+    let kind = error.kind();
+    let status = answer.status().as_u16();
+    let request_id = request_id.unwrap_or("-");
+    if matches!(answer, Answer::Failure) {
+        tracing::error!(kind, %error, chain, status, request_id, "{what}");
+    } else {
+        tracing::warn!(kind, %error, chain, status, request_id, "{what}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A throttling error as the SDK reports it once its retries are used up.
+    fn throttled() -> Error {
+        use aws_sdk_dynamodb::error::ErrorMetadata;
+        use aws_sdk_dynamodb::types::error::ProvisionedThroughputExceededException;
+        let code = "ProvisionedThroughputExceededException";
+        let exception = ProvisionedThroughputExceededException::builder()
+            .message("rate exceeded")
+            .meta(ErrorMetadata::builder().code(code).build())
+            .build();
+        Error::DynamoDb(Box::new(
+            aws_sdk_dynamodb::Error::ProvisionedThroughputExceededException(exception),
+        ))
+    }
 
     #[test]
     fn each_error_kind_has_its_status_and_no_details() {
@@ -90,6 +144,7 @@ mod tests {
             (Error::ConditionalCheckFailed, 409),
             (Error::SessionTooLarge { size: 2, limit: 1 }, 413),
             (Error::MissingSecretKey, 500),
+            (throttled(), 503),
         ];
         for (error, status) in cases {
             let response: Response<String> =

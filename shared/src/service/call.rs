@@ -17,13 +17,44 @@ use pin_project_lite::pin_project;
 use tokio::sync::Mutex;
 
 use super::SessionLayer;
-use super::answer::Answer;
+use super::answer::{Answer, log_error};
 use super::finish::{Outcome, abandon, finish};
 use crate::deadline::Deadline;
 use crate::session::{Inner, Session, State};
 
+/// The invocation's request id (feature `lambda`), for the log lines of its errors.
+fn request_id_of<B>(request: &Request<B>) -> Option<String> {
+    #[cfg(feature = "lambda")]
+    if let Some(context) = request.extensions().get::<lambda_runtime::Context>() {
+        return Some(context.request_id.clone());
+    }
+    let _ = request;
+    None
+}
+
 /// Headers whose values the error handler never sees: they are credentials.
 const REDACTED: [http::HeaderName; 4] = [COOKIE, AUTHORIZATION, PROXY_AUTHORIZATION, SET_COOKIE];
+
+/// What shows in place of a redacted header value.
+const REDACTION: &str = "<redacted>";
+
+/// What shows in place of a redacted query value: plain letters, valid in any query.
+const QUERY_REDACTION: &str = "redacted";
+
+/// Whether a header's value may be a credential: the named ones, and any whose name says
+/// key, token or secret (`x-api-key`, `x-amz-security-token`, `x-csrf-token`,
+/// `x-client-secret`...). A deny-list by pattern, so an application's own credential
+/// header is covered without being listed. `HeaderName`s are lower-case.
+fn is_credential(name: &http::HeaderName) -> bool {
+    let name = name.as_str();
+    REDACTED.iter().any(|r| r.as_str() == name)
+        || name == "api-key"
+        || name == "apikey"
+        || name.ends_with("-api-key")
+        || name.ends_with("-apikey")
+        || name.contains("token")
+        || name.contains("secret")
+}
 
 /// The service [`SessionLayer`] produces.
 #[derive(Debug, Clone)]
@@ -156,13 +187,18 @@ where
                         if !out_of_time {
                             return Poll::Pending;
                         }
-                        tracing::warn!(
-                            "the handler did not answer before the deadline; answering 503"
-                        );
                         let session = session.take().expect("polled after completion");
                         Stage::Abandoning {
                             release: Box::pin(async move {
                                 abandon(&session).await;
+                                let request_id =
+                                    session.inner().state.lock().await.request_id.clone();
+                                log_error(
+                                    &crate::Error::DeadlineExceeded,
+                                    Answer::Busy,
+                                    request_id.as_deref(),
+                                    "the handler did not answer before the deadline; answering 503",
+                                );
                                 Some(Answer::Busy)
                             }),
                             failure: None,
@@ -216,7 +252,10 @@ impl SessionLayer {
             request: redacted(request),
             work_until: deadline.map(|d| d.less(margin)),
             cleanup_until: deadline.map(|d| d.less(margin / 4)),
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                request_id: request_id_of(request),
+                ..State::default()
+            }),
         })
     }
 
@@ -251,19 +290,51 @@ impl SessionLayer {
 fn redacted<B>(request: &Request<B>) -> http::request::Parts {
     let mut parts = Request::new(()).into_parts().0;
     parts.method = request.method().clone();
-    parts.uri = request.uri().clone();
+    parts.uri = redacted_uri(request.uri());
     parts.version = request.version();
     parts.headers = request.headers().clone();
-    for name in REDACTED {
+    let credentials: Vec<_> = parts
+        .headers
+        .keys()
+        .filter(|name| is_credential(name))
+        .cloned()
+        .collect();
+    for name in credentials {
         if let http::header::Entry::Occupied(mut entry) = parts.headers.entry(name) {
             let count = entry.iter().count();
-            entry.insert(HeaderValue::from_static("<redacted>"));
+            entry.insert(HeaderValue::from_static(REDACTION));
             for _ in 1..count {
-                entry.append(HeaderValue::from_static("<redacted>"));
+                entry.append(HeaderValue::from_static(REDACTION));
             }
         }
     }
     parts
+}
+
+/// The URI with every query value replaced (names kept): a query can carry a token, a
+/// password reset code or a session id.
+fn redacted_uri(uri: &http::Uri) -> http::Uri {
+    let Some(query) = uri.query() else {
+        return uri.clone();
+    };
+    let query = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) => format!("{name}={QUERY_REDACTION}"),
+            None => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    let path_and_query = format!("{}?{query}", uri.path());
+    let mut parts = uri.clone().into_parts();
+    // The names come from a valid query and the value is plain letters, so this parses;
+    // if it ever did not, the path alone still shows no value.
+    parts.path_and_query = Some(
+        path_and_query
+            .parse()
+            .unwrap_or_else(|_| http::uri::PathAndQuery::from_static("/")),
+    );
+    http::Uri::from_parts(parts).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -288,5 +359,60 @@ mod tests {
         assert_eq!(parts.headers.get_all(COOKIE).iter().count(), 2);
         assert_eq!(parts.headers["x-request-id"], "r-1");
         assert_eq!(parts.uri.path(), "/login");
+    }
+
+    #[test]
+    fn credential_headers_by_pattern_and_query_values_are_redacted() {
+        let request = Request::builder()
+            .uri("https://example.com/reset?code=reset-code-1&user=ann-id&flag&empty=")
+            .header("x-api-key", "api-key-value")
+            .header("X-Goog-Api-Key", "goog-key-value")
+            .header("x-amz-security-token", "sts-token-value")
+            .header("x-csrf-token", "csrf-value")
+            .header("x-client-secret", "client-secret-value")
+            .header(PROXY_AUTHORIZATION, "Basic proxy-value")
+            .header(SET_COOKIE, "a=set-cookie-value")
+            .header("accept", "application/json")
+            .header("user-agent", "curl/8")
+            .body(())
+            .unwrap();
+        let parts = redacted(&request);
+        let shown = format!("{parts:?}");
+        for secret in [
+            "api-key-value",
+            "goog-key-value",
+            "sts-token-value",
+            "csrf-value",
+            "client-secret-value",
+            "proxy-value",
+            "set-cookie-value",
+            "reset-code-1",
+            "ann-id",
+        ] {
+            assert!(!shown.contains(secret), "{secret} shown in {shown}");
+        }
+        for name in [
+            "x-api-key",
+            "x-goog-api-key",
+            "x-amz-security-token",
+            "x-csrf-token",
+            "x-client-secret",
+        ] {
+            assert_eq!(parts.headers[name], REDACTION, "{name}");
+        }
+        assert_eq!(parts.headers["accept"], "application/json");
+        assert_eq!(parts.headers["user-agent"], "curl/8");
+        assert_eq!(parts.uri.path(), "/reset");
+        assert_eq!(parts.uri.host(), Some("example.com"));
+        assert_eq!(
+            parts.uri.query(),
+            Some("code=redacted&user=redacted&flag&empty=redacted")
+        );
+    }
+
+    #[test]
+    fn a_uri_without_query_is_unchanged() {
+        let request = Request::builder().uri("/a/b").body(()).unwrap();
+        assert_eq!(redacted(&request).uri, "/a/b");
     }
 }

@@ -9,11 +9,27 @@
 //! | changed data | UpdateItem (conditional per mode) |
 //! | read only, touch due | UpdateItem of `updated_at`/`expire_at` |
 //! | renewed, or changed a session signed by a rotated-out secret | one transaction: new item + delete of the old one (conditional on the version or lock) |
-//! | emptied or destroyed | DeleteItem (conditional per mode) |
+//! | emptied (no data and no user left) or destroyed | DeleteItem (conditional per mode) |
+//!
+//! A session bound to a user ([`Session::set_user`]) or given its own lifetime
+//! ([`Session::set_max_stale`]) is never empty, even with no data: a login as a client's
+//! first request creates the session and sends its cookie.
+//!
+//! When a write fails, who decides the answer depends on what the write carried:
+//!
+//! | the write carried | on failure |
+//! |---|---|
+//! | an explicit operation: `destroy`, emptying with `clear`, `renew`, `set_user` (a move), a revocation | always the layer's error answer (503 + `Retry-After` for throttling and the deadline, 409 for a conflict, 500 otherwise); never the handler's 2xx, never a `Set-Cookie` |
+//! | implicit work: a touch that only pushes `expire_at`, a move off a rotated-out secret | the error handler's policy (`raise_errors: false` lets the handler's answer through) |
+//! | a plain data change or a new session's data | the error handler's policy, as before |
+//!
+//! A read that fails is the error handler's to decide as well (implicit work); nothing is
+//! written over a session whose read failed. Every error answered is logged once
+//! ([`log_error`]).
 
 use http::StatusCode;
 
-use super::answer::Answer;
+use super::answer::{Answer, log_error};
 use super::cookie::CookieUpdate;
 use crate::error::Error;
 use crate::error_handler::ErrorAction;
@@ -38,14 +54,14 @@ pub(crate) async fn finish(session: &Session, status: StatusCode) -> Outcome {
     state.closed = true;
     let mut outcome = Outcome {
         read: state.load != Load::NotLoaded,
-        answer: state.raised,
+        answer: state.raised.or(state.explicit_failed),
         cookie: None,
     };
     if outcome.answer.is_some() || status.is_server_error() {
         release(inner, &mut state).await;
         return outcome;
     }
-    let emptied = state.changed && state.data.is_empty();
+    let emptied = state.changed && state.data.is_empty() && !bound_or_own_lifetime(&state);
     if state.destroy || emptied {
         end(inner, &mut state, &mut outcome).await;
         return outcome;
@@ -54,15 +70,37 @@ pub(crate) async fn finish(session: &Session, status: StatusCode) -> Outcome {
         // Untouched (no call at all) or a failed read (never written over).
         return outcome;
     }
+    // A renewal (asked for, or by `set_user`) or a new binding: the handler's answer must
+    // not claim it happened if it did not.
+    let explicit = state.renew || state.user.is_some();
     match write(inner, &mut state).await {
         Ok(Some(cookie)) => outcome.cookie = Some(cookie),
         Ok(None) => {}
         Err(error) => {
-            failed(inner, &error, &mut outcome);
+            if explicit {
+                raise(&state, &error, &mut outcome);
+            } else {
+                failed(inner, &state, &error, &mut outcome);
+            }
             release(inner, &mut state).await;
         }
     }
     outcome
+}
+
+/// Whether the session, after what the handler did, is bound to a user or has its own
+/// lifetime: then it is kept even with no data.
+fn bound_or_own_lifetime(state: &State) -> bool {
+    let stored = state.stored.as_ref().map(|(_, record)| record);
+    let user = match &state.user {
+        Some(user) => user.is_some(),
+        None => stored.is_some_and(|r| r.user.is_some()),
+    };
+    let max_stale = match state.max_stale {
+        Some(max_stale) => max_stale.is_some(),
+        None => stored.is_some_and(|r| r.max_stale.is_some()),
+    };
+    user || max_stale
 }
 
 /// The handler failed, panicked or ran out of time: nothing is written, the lock is
@@ -102,7 +140,8 @@ async fn end(inner: &Inner, state: &mut State, outcome: &mut Outcome) {
             outcome.cookie = Some(CookieUpdate::Remove);
         }
         Err(error) => {
-            failed(inner, &error, outcome);
+            // A logout or an emptying is explicit: its failure is always answered.
+            raise(state, &error, outcome);
             release(inner, state).await;
         }
     }
@@ -199,8 +238,21 @@ async fn release(inner: &Inner, state: &mut State) {
     }
 }
 
-fn failed(inner: &Inner, error: &Error, outcome: &mut Outcome) {
+/// Implicit work failed: the error handler decides whether the response says so.
+fn failed(inner: &Inner, state: &State, error: &Error, outcome: &mut Outcome) {
     if inner.policy(error) == ErrorAction::Raise {
-        outcome.answer = Some(Answer::for_error(error));
+        raise(state, error, outcome);
     }
+}
+
+/// The response becomes `error`'s answer, logged once.
+fn raise(state: &State, error: &Error, outcome: &mut Outcome) {
+    let answer = Answer::for_error(error);
+    log_error(
+        error,
+        answer,
+        state.request_id.as_deref(),
+        "the session's write failed; answering with an error",
+    );
+    outcome.answer = Some(answer);
 }

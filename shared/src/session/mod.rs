@@ -30,7 +30,16 @@ use crate::store::{SessionRecord, SessionStore, UserSessionPage};
 ///
 /// Every error a method returns is remembered: if the handler then fails with `Err` (as it
 /// does when it uses `?`), the layer answers with that error's response — 503 with
-/// `Retry-After`, 409, 413 or 500 — rather than let the failure become a bare 5xx.
+/// `Retry-After`, 409, 413 or 500 — rather than let the failure become a bare 5xx. Each
+/// such error is logged once (ERROR, or WARN for 409/413/503) with its kind, source chain and
+/// the invocation's request id.
+///
+/// What the handler asks for explicitly — [`renew`](Self::renew), [`destroy`](Self::destroy),
+/// [`set_user`](Self::set_user), emptying with [`clear`](Self::clear), and the revocations —
+/// either happens or the response says it did not: when its write fails for any reason, the
+/// layer answers with the error whatever the handler answered, and sends no `Set-Cookie`.
+/// The error handler's `raise_errors` policy decides only for implicit work (a failed read,
+/// a touch, a plain data save).
 ///
 /// # Examples
 ///
@@ -129,16 +138,36 @@ pub(crate) struct State {
     pub(crate) raised: Option<Answer>,
     /// The last error a method returned to the application: answered if the handler fails.
     pub(crate) returned: Option<Answer>,
+    /// An explicit operation (a revocation) failed: the response is this answer whatever
+    /// the handler answers, so a 2xx never claims it happened.
+    pub(crate) explicit_failed: Option<Answer>,
+    /// The invocation's request id, for the log lines of this request's errors.
+    pub(crate) request_id: Option<String>,
     /// The layer has made this request's write (or given up on it): later changes would be
     /// lost, so they are refused.
     pub(crate) closed: bool,
 }
 
 impl State {
-    /// Remembers `error` for the response and hands it back.
+    /// Remembers `error` for the response, logs it (the one log line it gets, even when
+    /// the layer later answers with it) and hands it back.
     fn fail<T>(&mut self, error: Error) -> Result<T> {
-        self.returned = Some(Answer::for_error(&error));
+        let answer = Answer::for_error(&error);
+        crate::service::answer::log_error(
+            &error,
+            answer,
+            self.request_id.as_deref(),
+            "a session method returned an error to the handler",
+        );
+        self.returned = Some(answer);
         Err(error)
+    }
+
+    /// As [`fail`](Self::fail), for an explicit operation: the response becomes the error's
+    /// answer even if the handler goes on to answer 2xx.
+    fn fail_explicit<T>(&mut self, error: Error) -> Result<T> {
+        self.explicit_failed = Some(Answer::for_error(&error));
+        self.fail(error)
     }
 }
 
@@ -278,7 +307,8 @@ impl Session {
     }
 
     /// Empties the session. An emptied session is deleted (honouring the concurrency mode)
-    /// and its cookie removed.
+    /// and its cookie removed — unless it is bound to a user or has its own `max_stale`,
+    /// which keep it (with no data).
     ///
     /// # Errors
     ///
@@ -453,7 +483,7 @@ impl Session {
         let store = self.inner.work_store();
         match store.revoke_user_sessions(&user, current.as_ref()).await {
             Ok(revoked) => Ok(Some(revoked)),
-            Err(e) => state.fail(e),
+            Err(e) => state.fail_explicit(e),
         }
     }
 
@@ -481,7 +511,7 @@ impl Session {
             .await
         {
             Ok(found) => Ok(found),
-            Err(e) => state.fail(e),
+            Err(e) => state.fail_explicit(e),
         }
     }
 

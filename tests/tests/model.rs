@@ -26,7 +26,15 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aws_sdk_dynamodb::config::interceptors::{
+    BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextMut,
+};
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::BoxError;
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::types::error::{InternalServerError, ProvisionedThroughputExceededException};
+use aws_smithy_runtime_api::client::orchestrator::OrchestratorError;
+use dynamodb_session_store::attributes::{CREATED_AT, EXPIRE_AT, LOCKED_AT, UPDATED_AT};
 use dynamodb_session_store::{
     Changes, Concurrency, Config, Error, Guard, Locked, MemoryStore, Replaced, RequestSessionExt,
     Result as StoreResult, SessionBackend, SessionId, SessionLayer, SessionStore, StoredItem,
@@ -34,7 +42,8 @@ use dynamodb_session_store::{
 };
 use futures::FutureExt as _;
 use http::{Request, Response, StatusCode, header};
-use integration_tests::SECRET;
+use integration_tests::omit::OmitOldItems;
+use integration_tests::{SECRET, TestTable, client_config, operation_name};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, RngSeed};
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state_machine};
@@ -853,6 +862,158 @@ impl SessionBackend for Faulty {
     }
 }
 
+/// The local DynamoDB (moto), failing once when told to by an interceptor on the layer's
+/// client, and never returning the old item of a failed condition ([`OmitOldItems`]).
+struct Moto {
+    table: TestTable,
+    armed: Arc<Mutex<Armed>>,
+}
+
+/// Fails the session's read (GetItem, or the lock's UpdateItem) or the first write, before
+/// it is sent (as after the SDK's retries); or drops a write's answer after it applied.
+#[derive(Debug, Clone)]
+struct MotoFaults {
+    armed: Arc<Mutex<Armed>>,
+    losing: Arc<Mutex<bool>>,
+}
+
+impl Intercept for MotoFaults {
+    fn name(&self) -> &'static str {
+        "MotoFaults"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let operation = operation_name(context);
+        let mut armed = self.armed.lock().unwrap();
+        if armed.read && matches!(operation, "GetItem" | "UpdateItem") {
+            armed.read = false;
+            armed.read_fired = true;
+            return Err(format!("injected failure of the read ({operation})").into());
+        }
+        let writes = matches!(
+            operation,
+            "PutItem" | "UpdateItem" | "DeleteItem" | "TransactWriteItems"
+        );
+        match armed.write.take_if(|_| writes) {
+            None => Ok(()),
+            Some(fault) => {
+                armed.write_fired = true;
+                match fault {
+                    WriteFault::Throttle => Err("injected throttling".into()),
+                    WriteFault::Server => Err("injected 5xx".into()),
+                    WriteFault::Lost => {
+                        *self.losing.lock().unwrap() = true;
+                        Ok(())
+                    }
+                }
+            }
+        }
+    }
+
+    fn modify_before_completion(
+        &self,
+        context: &mut FinalizerInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if std::mem::take(&mut *self.losing.lock().unwrap())
+            && let Some(result) = context.output_or_error_mut()
+        {
+            *result = Err(OrchestratorError::other("injected loss of the answer"));
+        }
+        Ok(())
+    }
+}
+
+impl Moto {
+    async fn new() -> (Moto, aws_sdk_dynamodb::Client) {
+        let table = TestTable::new("model").await;
+        let armed = Arc::new(Mutex::new(Armed::default()));
+        let faults = MotoFaults {
+            armed: armed.clone(),
+            losing: Default::default(),
+        };
+        let client = aws_sdk_dynamodb::Client::from_conf(
+            client_config()
+                .await
+                .interceptor(faults)
+                .interceptor(OmitOldItems::default())
+                .build(),
+        );
+        (Moto { table, armed }, client)
+    }
+
+    /// Moves every stored timestamp back by `secs`: the clock moving forward.
+    async fn age(&self, secs: i64) {
+        for mut item in self.table.items().await {
+            for (name, by) in [
+                (CREATED_AT, secs),
+                (UPDATED_AT, secs),
+                (EXPIRE_AT, secs),
+                (LOCKED_AT, secs * 1000),
+            ] {
+                if let Some(AttributeValue::N(n)) = item.get(name) {
+                    let moved = n.parse::<i64>().unwrap() - by;
+                    item.insert(name.into(), AttributeValue::N(moved.to_string()));
+                }
+            }
+            self.table
+                .client
+                .put_item()
+                .table_name(&self.table.name)
+                .set_item(Some(item))
+                .send()
+                .await
+                .expect("aged item");
+        }
+    }
+
+    async fn live_items(&self) -> usize {
+        let now = unix_now();
+        self.table
+            .items()
+            .await
+            .iter()
+            .filter(|item| match item.get(EXPIRE_AT) {
+                Some(AttributeValue::N(n)) => n.parse::<i64>().unwrap() > now,
+                _ => true,
+            })
+            .count()
+    }
+}
+
+enum Backend {
+    Memory(Faulty),
+    Moto(Moto),
+}
+
+impl Backend {
+    fn armed(&self) -> &Arc<Mutex<Armed>> {
+        match self {
+            Backend::Memory(faulty) => &faulty.armed,
+            Backend::Moto(moto) => &moto.armed,
+        }
+    }
+
+    async fn age(&self, secs: i64) {
+        match self {
+            Backend::Memory(faulty) => faulty.age(secs).await,
+            Backend::Moto(moto) => moto.age(secs).await,
+        }
+    }
+
+    async fn live_items(&self) -> usize {
+        match self {
+            Backend::Memory(faulty) => faulty.live_items(),
+            Backend::Moto(moto) => moto.live_items().await,
+        }
+    }
+}
+
 fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -970,7 +1131,7 @@ struct Known {
 
 struct Sut {
     runtime: tokio::runtime::Runtime,
-    backend: Faulty,
+    backend: Backend,
     layer: SessionLayer,
     /// The same sessions with no faults and no locking, to look at them.
     probe: SessionStore,
@@ -1047,12 +1208,12 @@ impl Sut {
             .collect();
         // Armed only where the session's read is the request's first backend call (a cookie
         // we signed): a revocation's own lock or read must not take it.
-        *self.backend.armed.lock().unwrap() = Armed {
+        *self.backend.armed().lock().unwrap() = Armed {
             read: r.fault == Fault::Read && before.named(r.client, r.cookie).is_some(),
             ..Armed::default()
         };
         let arm = match r.fault {
-            Fault::Write(f) => Some((self.backend.armed.clone(), f)),
+            Fault::Write(f) => Some((self.backend.armed().clone(), f)),
             _ => None,
         };
         let answered = self.send(
@@ -1064,7 +1225,7 @@ impl Sut {
                 arm,
             },
         );
-        let armed = std::mem::take(&mut *self.backend.armed.lock().unwrap());
+        let armed = std::mem::take(&mut *self.backend.armed().lock().unwrap());
         let context = || format!("request {r:?} on {before:?}: predicted {predicted:?}");
         assert_eq!(
             armed.read_fired,
@@ -1258,7 +1419,7 @@ impl Sut {
         });
         let live = (0..model.sessions.len()).filter(|&s| model.live(s)).count();
         assert_eq!(
-            self.backend.live_items(),
+            self.runtime.block_on(self.backend.live_items()),
             live,
             "live stored sessions; {}",
             context()
@@ -1266,22 +1427,44 @@ impl Sut {
     }
 }
 
-struct MemoryModel;
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
 
-impl StateMachineTest for MemoryModel {
-    type SystemUnderTest = Sut;
-    type Reference = Model;
-
-    fn init_test(model: &Model) -> Sut {
-        quiet_panics();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+impl Sut {
+    fn memory(model: &Model) -> Sut {
         let backend = Faulty::default();
         let store = SessionStore::with_backend(config(model.mode), backend.clone()).unwrap();
         let probe =
             SessionStore::with_backend(config(Concurrency::None), backend.inner.clone()).unwrap();
+        Sut::new(runtime(), Backend::Memory(backend), store, probe, model)
+    }
+
+    fn moto(model: &Model) -> Sut {
+        let runtime = runtime();
+        let (moto, client) = runtime.block_on(Moto::new());
+        let on_table = |mode, client| {
+            let mut config = config(mode);
+            config.table_name = moto.table.name.clone();
+            config.dynamo_db_client = Some(client);
+            SessionStore::new(config).unwrap()
+        };
+        let store = on_table(model.mode, client);
+        let probe = on_table(Concurrency::None, moto.table.client.clone());
+        Sut::new(runtime, Backend::Moto(moto), store, probe, model)
+    }
+
+    fn new(
+        runtime: tokio::runtime::Runtime,
+        backend: Backend,
+        store: SessionStore,
+        probe: SessionStore,
+        model: &Model,
+    ) -> Sut {
+        quiet_panics();
         Sut {
             runtime,
             backend,
@@ -1292,18 +1475,52 @@ impl StateMachineTest for MemoryModel {
         }
     }
 
-    fn apply(mut sut: Sut, model: &Model, step: Step) -> Sut {
+    fn step(mut self, model: &Model, step: Step) -> Sut {
         match &step {
-            Step::Request(r) => sut.request(r),
-            Step::Race { client } => sut.race(*client),
+            Step::Request(r) => self.request(r),
+            Step::Race { client } => self.race(*client),
             Step::Advance(dt) => {
-                sut.model.now += dt;
-                sut.runtime.block_on(sut.backend.age(*dt));
+                self.model.now += dt;
+                self.runtime.block_on(self.backend.age(*dt));
             }
         }
-        assert_eq!(&sut.model, model, "the harness follows the reference model");
-        sut.known.resize(model.sessions.len(), None);
-        sut
+        assert_eq!(&self.model, model, "the harness follows the reference model");
+        self.known.resize(model.sessions.len(), None);
+        self
+    }
+}
+
+struct MemoryModel;
+
+impl StateMachineTest for MemoryModel {
+    type SystemUnderTest = Sut;
+    type Reference = Model;
+
+    fn init_test(model: &Model) -> Sut {
+        Sut::memory(model)
+    }
+
+    fn apply(sut: Sut, model: &Model, step: Step) -> Sut {
+        sut.step(model, step)
+    }
+
+    fn check_invariants(sut: &Sut, _: &Model) {
+        sut.check();
+    }
+}
+
+struct MotoModel;
+
+impl StateMachineTest for MotoModel {
+    type SystemUnderTest = Sut;
+    type Reference = Model;
+
+    fn init_test(model: &Model) -> Sut {
+        Sut::moto(model)
+    }
+
+    fn apply(sut: Sut, model: &Model, step: Step) -> Sut {
+        sut.step(model, step)
     }
 
     fn check_invariants(sut: &Sut, _: &Model) {
@@ -1329,12 +1546,17 @@ fn quiet_panics() {
     });
 }
 
-fn model_config() -> ProptestConfig {
+fn model_config(cases_var: &str, default_cases: u64) -> ProptestConfig {
     let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
     let seed = env("MODEL_SEED").unwrap_or(20_261_203);
-    let cases = env("MODEL_CASES").unwrap_or(500);
-    static SHOWN: Once = Once::new();
-    SHOWN.call_once(|| eprintln!("model checker: MODEL_SEED={seed} MODEL_CASES={cases}"));
+    let cases = env(cases_var).unwrap_or(default_cases);
+    // The macro asks for the configuration once per case: say it once.
+    static SHOWN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let mut shown = SHOWN.lock().unwrap();
+    if !shown.iter().any(|v| v == cases_var) {
+        shown.push(cases_var.to_owned());
+        eprintln!("model checker: MODEL_SEED={seed} {cases_var}={cases}");
+    }
     ProptestConfig {
         cases: cases as u32,
         rng_seed: RngSeed::Fixed(seed),
@@ -1345,9 +1567,18 @@ fn model_config() -> ProptestConfig {
 }
 
 prop_state_machine! {
-    #![proptest_config(model_config())]
+    #![proptest_config(model_config("MODEL_CASES", 500))]
 
     /// Random sequences on MemoryStore, in a random concurrency mode each.
     #[test]
     fn layer_matches_the_model_on_memory(sequential 1..24 => MemoryModel);
+}
+
+prop_state_machine! {
+    #![proptest_config(model_config("MODEL_MOTO_CASES", 40))]
+
+    /// Random sequences on the local DynamoDB (a fresh table each), in a random concurrency
+    /// mode each.
+    #[test]
+    fn layer_matches_the_model_on_moto(sequential 1..24 => MotoModel);
 }

@@ -189,7 +189,9 @@ enum Step {
     Request(Req),
     /// Two tabs of one client on its current session: tab A reads `n`, tab B reads `n`,
     /// writes `n + 1` and `b = 7` and finishes, then A writes `n + 1`.
-    Race { client: usize },
+    Race {
+        client: usize,
+    },
     /// Time moves on by this many seconds.
     Advance(i64),
 }
@@ -420,7 +422,9 @@ impl Model {
         let failed = read_fault_fires;
         let stored = if failed { None } else { live };
         let loaded = loads && !failed;
-        let mut data = stored.map(|s| self.sessions[s].data.clone()).unwrap_or_default();
+        let mut data = stored
+            .map(|s| self.sessions[s].data.clone())
+            .unwrap_or_default();
         let stored_user = stored.and_then(|s| self.sessions[s].user);
         let stored_own = stored.is_some_and(|s| self.sessions[s].own_stale);
         let mut user = stored_user;
@@ -547,9 +551,8 @@ impl Model {
             Fault::Write(f) => Some(f),
             _ => None,
         };
-        let emptied = changed
-            && data.is_empty()
-            && (self.bugs.first_login || (user.is_none() && !own));
+        let emptied =
+            changed && data.is_empty() && (self.bugs.first_login || (user.is_none() && !own));
         // What a failed write answers, given what it carried.
         let fails = |p: &mut Predicted, kind: Write, bugs: Bugs| {
             p.status = match kind {
@@ -640,7 +643,11 @@ impl Model {
                         sess.last = self.now;
                     }
                     if write_fault.is_some() {
-                        let kind = if changed { Write::Plain } else { Write::Implicit };
+                        let kind = if changed {
+                            Write::Plain
+                        } else {
+                            Write::Implicit
+                        };
                         fails(&mut p, kind, self.bugs);
                     }
                 } else if self.mode == Concurrency::Pessimistic {
@@ -847,7 +854,8 @@ impl SessionBackend for Faulty {
         new: &str,
         item: &StoredItem,
     ) -> StoreResult<Replaced> {
-        self.written(self.inner.replace(old, guard, new, item)).await
+        self.written(self.inner.replace(old, guard, new, item))
+            .await
     }
     async fn sessions_of(
         &self,
@@ -1041,7 +1049,11 @@ enum Script {
 
 async fn handler(request: Request<String>) -> Result<Response<String>, Error> {
     let session = request.session().expect("behind the layer");
-    let script = request.extensions().get::<Script>().cloned().expect("a script");
+    let script = request
+        .extensions()
+        .get::<Script>()
+        .cloned()
+        .expect("a script");
     let (acts, ending, handles, arm) = match script {
         Script::RaceA { reached, go } => {
             let n: i64 = session.get("n").await?.unwrap_or(0);
@@ -1164,7 +1176,13 @@ impl Sut {
             return Some(FORGED.into());
         }
         let s = self.model.named(client, pick)?;
-        Some(self.known[s].as_ref().expect("a client holds it").cookie.clone())
+        Some(
+            self.known[s]
+                .as_ref()
+                .expect("a client holds it")
+                .cookie
+                .clone(),
+        )
     }
 
     fn learn(&mut self, s: usize, cookie: String) {
@@ -1262,7 +1280,8 @@ impl Sut {
                     || response.headers().contains_key(header::RETRY_AFTER))
         };
         let observed = |response: &Response<String>| -> Value {
-            let mut value: Value = serde_json::from_str(response.body()).expect("the handler's body");
+            let mut value: Value =
+                serde_json::from_str(response.body()).expect("the handler's body");
             for item in value.as_array_mut().unwrap() {
                 if let Value::Array(listed) = item {
                     for entry in listed.iter_mut() {
@@ -1339,9 +1358,10 @@ impl Sut {
         let app = self.layer.clone().layer(service_fn(handler));
         let request = |script: Script| {
             let mut request = Request::new(String::new());
-            request
-                .headers_mut()
-                .insert(header::COOKIE, format!("{COOKIE}={cookie}").parse().unwrap());
+            request.headers_mut().insert(
+                header::COOKIE,
+                format!("{COOKIE}={cookie}").parse().unwrap(),
+            );
             request.extensions_mut().insert(script);
             request
         };
@@ -1365,8 +1385,18 @@ impl Sut {
             (a.status(), b.status())
         });
         let context = || format!("race of client {client} on {before:?}");
-        assert_eq!(a == StatusCode::OK, a_ok, "tab A answered {a}; {}", context());
-        assert_eq!(b == StatusCode::OK, b_ok, "tab B answered {b}; {}", context());
+        assert_eq!(
+            a == StatusCode::OK,
+            a_ok,
+            "tab A answered {a}; {}",
+            context()
+        );
+        assert_eq!(
+            b == StatusCode::OK,
+            b_ok,
+            "tab B answered {b}; {}",
+            context()
+        );
     }
 
     fn check(&self) {
@@ -1391,7 +1421,12 @@ impl Sut {
                         .collect();
                     let sess = &model.sessions[s];
                     assert_eq!(data, sess.data, "s{s}'s data; {}", context());
-                    assert_eq!(record.user, sess.user.map(user_name), "s{s}'s user; {}", context());
+                    assert_eq!(
+                        record.user,
+                        sess.user.map(user_name),
+                        "s{s}'s user; {}",
+                        context()
+                    );
                 }
             }
             for u in 0..USERS {
@@ -1411,8 +1446,11 @@ impl Sut {
                     })
                     .collect();
                 listed.sort();
-                let mut want: Vec<String> =
-                    model.live_of(u).into_iter().map(|t| model.name(t)).collect();
+                let mut want: Vec<String> = model
+                    .live_of(u)
+                    .into_iter()
+                    .map(|t| model.name(t))
+                    .collect();
                 want.sort();
                 assert_eq!(listed, want, "{}'s listing; {}", user_name(u), context());
             }
@@ -1484,7 +1522,10 @@ impl Sut {
                 self.runtime.block_on(self.backend.age(*dt));
             }
         }
-        assert_eq!(&self.model, model, "the harness follows the reference model");
+        assert_eq!(
+            &self.model, model,
+            "the harness follows the reference model"
+        );
         self.known.resize(model.sessions.len(), None);
         self
     }

@@ -575,7 +575,8 @@ impl Model {
                 return p;
             }
             p.write_fault_fires = write_fault.is_some();
-            let target = stored.or(named.filter(|&s| self.live(s)));
+            // An unconditional delete also removes an expired item still stored.
+            let target = stored.or(named);
             match write_fault {
                 None | Some(WriteFault::Lost) => {
                     if let Some(s) = target {

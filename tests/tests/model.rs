@@ -1,0 +1,1677 @@
+//! The model checker of the session layer (issue 18, item 6).
+//!
+//! `proptest-state-machine` drives random sequences of requests from three clients through
+//! [`SessionLayer`] (a test handler behind it) and checks every answer, and the backend after
+//! every step, against a sequential reference model ([`Model`]). A request carries no cookie,
+//! its client's current cookie, one of its old ones or a forged one; its handler reads,
+//! inserts, removes, clears, binds a user, sets its own lifetime, renews, destroys, revokes
+//! and lists, then ends with `Ok`, `Err` through `?`, a 500 or a panic. Between requests time
+//! moves (expiry, touch, lock expiry), two tabs of one client race on one session, and the
+//! backend fails once: throttling, a 5xx, or a write whose response is lost after it applied.
+//!
+//! Replaying: `MODEL_SEED=<n>` fixes the seed (default 20261203), `MODEL_CASES=<n>` the number
+//! of sequences (default 500); `MODEL_KNOWN_BUGS=none` also checks the invariants listed in
+//! [`KNOWN_BUGS`] (`MODEL_KNOWN_BUGS=first_login` checks all but that one). `./scripts/test`
+//! prints the random seed it ran with; a failure is shrunk to a minimal sequence.
+//!
+//! Time: the library reads the system clock and has no clock hook, so the harness moves time
+//! by ageing what is stored instead: every timestamp of every item (created, updated,
+//! expire_at, the lock's) is moved back by the step. To the store that is the same as the
+//! clock moving forward. Steps are multiples of 100 s, away from every limit the model
+//! compares against (max_stale 2050 s, touch after 150 s, lock expiry 60 s), so the seconds the
+//! test itself takes never change an outcome.
+
+use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, Once};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::config::interceptors::{
+    BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextMut,
+};
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::BoxError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::error::{InternalServerError, ProvisionedThroughputExceededException};
+use aws_smithy_runtime_api::client::orchestrator::OrchestratorError;
+use dynamodb_session_store::attributes::{CREATED_AT, EXPIRE_AT, LOCKED_AT, UPDATED_AT};
+use dynamodb_session_store::{
+    Changes, Concurrency, Config, Error, Guard, Locked, MemoryStore, Replaced, RequestSessionExt,
+    Result as StoreResult, SessionBackend, SessionId, SessionLayer, SessionStore, StoredItem,
+    Written,
+};
+use futures::FutureExt as _;
+use http::{Request, Response, StatusCode, header};
+use integration_tests::omit::OmitOldItems;
+use integration_tests::{SECRET, TestTable, client_config, operation_name};
+use proptest::prelude::*;
+use proptest::test_runner::{Config as ProptestConfig, RngSeed};
+use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state_machine};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+use tower::{Layer, ServiceExt, service_fn};
+
+/// Invariants the library breaks on this branch, fixed in parallel (issue 18 items 1 and 2).
+/// While a bug is listed here the model expects the library's current behaviour on its path;
+/// `MODEL_KNOWN_BUGS=none` checks the fixed behaviour anyway. DELETE an entry (and then this
+/// list, `Bugs` and the `bugs.*` branches) once its fix is merged.
+const KNOWN_BUGS: &[KnownBug] = &[
+    KnownBug::FirstLogin,
+    KnownBug::SoftExplicitWrite,
+    KnownBug::RevokeCountsExpired,
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KnownBug {
+    /// `set_user` / `set_max_stale` on a session with no data count as emptying it: a login
+    /// as the first request writes nothing and sends no cookie (item 1).
+    FirstLogin,
+    /// A failed write of an explicit operation (destroy, renew, set_user, emptying) goes
+    /// through the soft-error policy: the handler's 2xx stands (item 2).
+    SoftExplicitWrite,
+    /// `revoke_other_sessions` counts, and `revoke_session` reports found, a session of the
+    /// user that had already expired but was not yet collected (found by this checker; not
+    /// part of the parallel fixes).
+    RevokeCountsExpired,
+}
+
+impl KnownBug {
+    fn name(self) -> &'static str {
+        match self {
+            KnownBug::FirstLogin => "first_login",
+            KnownBug::SoftExplicitWrite => "soft_explicit_write",
+            KnownBug::RevokeCountsExpired => "revoke_counts_expired",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Bugs {
+    first_login: bool,
+    soft_explicit: bool,
+    revoke_expired: bool,
+}
+
+impl Bugs {
+    fn from_env() -> Bugs {
+        // `none`, or the bugs to keep tolerating, e.g. `first_login` (the others are checked).
+        let listed = std::env::var("MODEL_KNOWN_BUGS").ok();
+        let known = |bug: KnownBug| match &listed {
+            None => KNOWN_BUGS.contains(&bug),
+            Some(list) => list.split(',').any(|name| name.trim() == bug.name()),
+        };
+        Bugs {
+            first_login: known(KnownBug::FirstLogin),
+            soft_explicit: known(KnownBug::SoftExplicitWrite),
+            revoke_expired: known(KnownBug::RevokeCountsExpired),
+        }
+    }
+}
+
+const CLIENTS: usize = 3;
+const USERS: u8 = 2;
+const STALE: i64 = 2050;
+const OWN_STALE: i64 = 20_050;
+const TOUCH_AFTER: i64 = 150;
+const LOCK_EXPIRY: i64 = 60;
+const COOKIE: &str = "sid";
+const FORGED: &str = "forged-cookie-value-that-no-secret-signed";
+const PANIC: &str = "model: the handler panicked on purpose";
+const HANDLER_500: &str = "the handler answered 500";
+
+fn user_name(u: u8) -> String {
+    format!("user-{u}")
+}
+
+// ---------------------------------------------------------------------------------------
+// What is generated.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pick {
+    NoCookie,
+    Current,
+    Old(usize),
+    Forged,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Act {
+    Read(&'static str),
+    Insert(&'static str, i64),
+    Remove(&'static str),
+    Clear,
+    SetUser(u8),
+    SetMaxStale,
+    Renew,
+    Destroy,
+    RevokeOthers,
+    /// The handle of this client's current session.
+    RevokeSession(usize),
+    List,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    Ok,
+    Err,
+    Status500,
+    Panic,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriteFault {
+    Throttle,
+    Server,
+    /// Applied, then answered with a 5xx.
+    Lost,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    None,
+    /// The session's read (GetItem, or the lock in pessimistic mode) fails.
+    Read,
+    /// The first write after the handler answered fails.
+    Write(WriteFault),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Req {
+    client: usize,
+    cookie: Pick,
+    acts: Vec<Act>,
+    ending: Ending,
+    fault: Fault,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    Request(Req),
+    /// Two tabs of one client on its current session: tab A reads `n`, tab B reads `n`,
+    /// writes `n + 1` and `b = 7` and finishes, then A writes `n + 1`.
+    Race {
+        client: usize,
+    },
+    /// Time moves on by this many seconds.
+    Advance(i64),
+}
+
+fn key() -> impl Strategy<Value = &'static str> {
+    prop_oneof![Just("a"), Just("b"), Just("n")]
+}
+
+fn act() -> impl Strategy<Value = Act> {
+    prop_oneof![
+        3 => key().prop_map(Act::Read),
+        3 => (key(), 0..3i64).prop_map(|(k, v)| Act::Insert(k, v)),
+        1 => key().prop_map(Act::Remove),
+        // Before `Clear`: a failure both reach shrinks to the logout, the case issue 18 names.
+        1 => Just(Act::Destroy),
+        1 => Just(Act::Clear),
+        3 => (0..USERS).prop_map(Act::SetUser),
+        1 => Just(Act::SetMaxStale),
+        1 => Just(Act::Renew),
+        1 => Just(Act::RevokeOthers),
+        1 => (0..CLIENTS).prop_map(Act::RevokeSession),
+        1 => Just(Act::List),
+    ]
+}
+
+fn request() -> impl Strategy<Value = Req> {
+    let pick = prop_oneof![
+        1 => Just(Pick::NoCookie),
+        6 => Just(Pick::Current),
+        1 => (0..4usize).prop_map(Pick::Old),
+        1 => Just(Pick::Forged),
+    ];
+    let ending = prop_oneof![
+        6 => Just(Ending::Ok),
+        1 => Just(Ending::Err),
+        1 => Just(Ending::Status500),
+        1 => Just(Ending::Panic),
+    ];
+    let fault = prop_oneof![
+        6 => Just(Fault::None),
+        1 => Just(Fault::Read),
+        1 => Just(Fault::Write(WriteFault::Throttle)),
+        1 => Just(Fault::Write(WriteFault::Server)),
+        1 => Just(Fault::Write(WriteFault::Lost)),
+    ];
+    (
+        0..CLIENTS,
+        pick,
+        proptest::collection::vec(act(), 1..4),
+        ending,
+        fault,
+    )
+        .prop_map(|(client, cookie, mut acts, ending, mut fault)| {
+            // Nothing after a logout: what a handler does with a session it destroyed is
+            // not this checker's question.
+            if let Some(at) = acts.iter().position(|a| *a == Act::Destroy) {
+                acts.truncate(at + 1);
+            }
+            // A handler that fails or panics never reaches the point that arms a write fault.
+            if matches!(ending, Ending::Err | Ending::Panic) && matches!(fault, Fault::Write(_)) {
+                fault = Fault::None;
+            }
+            Req {
+                client,
+                cookie,
+                acts,
+                ending,
+                fault,
+            }
+        })
+}
+
+// ---------------------------------------------------------------------------------------
+// The reference model.
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Sess {
+    data: BTreeMap<String, i64>,
+    user: Option<u8>,
+    own_stale: bool,
+    /// Virtual seconds of the last write or touch.
+    last: i64,
+    /// Destroyed, revoked or renewed away.
+    ended: bool,
+    /// Written by a write whose response was lost: no client has its cookie.
+    orphan: bool,
+    /// Virtual seconds until which a lock left by a failed release holds (pessimistic).
+    locked_until: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Jar {
+    current: Option<usize>,
+    old: Vec<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Model {
+    mode: Concurrency,
+    bugs: Bugs,
+    now: i64,
+    sessions: Vec<Sess>,
+    jars: Vec<Jar>,
+}
+
+/// How the answer must look.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Status {
+    /// The handler's 200, with these observations.
+    Handler(Vec<Value>),
+    /// The layer's error answer (409, 500 or 503 with Retry-After), no Set-Cookie.
+    Layer,
+    /// Either: a failed plain data save under the soft-error policy.
+    HandlerOrLayer(Vec<Value>),
+    HandlerErr,
+    Handler500,
+    Panic,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Predicted {
+    status: Status,
+    /// The logical session whose new cookie the answer carries.
+    issued: Option<usize>,
+    removed: bool,
+    read_fault_fires: bool,
+    write_fault_fires: bool,
+}
+
+/// Which write `finish` makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Write {
+    Explicit,
+    Plain,
+    Implicit,
+}
+
+impl Model {
+    fn new(mode: Concurrency) -> Model {
+        Model {
+            mode,
+            bugs: Bugs::from_env(),
+            now: 0,
+            sessions: Vec::new(),
+            jars: vec![Jar::default(); CLIENTS],
+        }
+    }
+
+    fn live(&self, s: usize) -> bool {
+        let sess = &self.sessions[s];
+        let stale = if sess.own_stale { OWN_STALE } else { STALE };
+        !sess.ended && self.now - sess.last < stale
+    }
+
+    /// The logical session a request's cookie names (`None`: no cookie or a forged one).
+    fn named(&self, client: usize, pick: Pick) -> Option<usize> {
+        let jar = &self.jars[client];
+        match pick {
+            Pick::NoCookie | Pick::Forged => None,
+            Pick::Current => jar.current,
+            Pick::Old(i) => (!jar.old.is_empty()).then(|| jar.old[i % jar.old.len()]),
+        }
+    }
+
+    fn give(&mut self, client: usize, s: Option<usize>) {
+        let jar = &mut self.jars[client];
+        if let Some(old) = jar.current.take() {
+            jar.old.push(old);
+        }
+        jar.current = s;
+    }
+
+    fn create(&mut self, data: BTreeMap<String, i64>, user: Option<u8>, own: bool) -> usize {
+        self.sessions.push(Sess {
+            data,
+            user,
+            own_stale: own,
+            last: self.now,
+            ended: false,
+            orphan: false,
+            locked_until: 0,
+        });
+        self.sessions.len() - 1
+    }
+
+    /// The user's sessions a revocation ends: the live ones, and (known bug) the expired
+    /// ones still stored.
+    fn revocable(&self, t: usize, user: u8) -> bool {
+        let sess = &self.sessions[t];
+        sess.user == Some(user) && (self.live(t) || (self.bugs.revoke_expired && !sess.ended))
+    }
+
+    fn live_of(&self, user: u8) -> Vec<usize> {
+        (0..self.sessions.len())
+            .filter(|&t| self.live(t) && self.sessions[t].user == Some(user))
+            .collect()
+    }
+
+    fn name(&self, t: usize) -> String {
+        if self.sessions[t].orphan {
+            "orphan".into()
+        } else {
+            format!("s{t}")
+        }
+    }
+
+    fn request(&mut self, r: &Req) -> Predicted {
+        let named = self.named(r.client, r.cookie);
+        let live = named.filter(|&s| self.live(s));
+        // Every call but a logout in `none` mode reads the session first; only a cookie
+        // with our signature makes that read reach the backend.
+        let loads = !(self.mode == Concurrency::None && r.acts[0] == Act::Destroy);
+        let read_fault_fires = r.fault == Fault::Read && loads && named.is_some();
+        let mut p = Predicted {
+            status: Status::HandlerErr,
+            issued: None,
+            removed: false,
+            read_fault_fires,
+            write_fault_fires: false,
+        };
+        let stuck = live.is_some_and(|s| {
+            self.mode == Concurrency::Pessimistic && self.sessions[s].locked_until > self.now
+        });
+        if loads && stuck && !read_fault_fires {
+            // The lock wait times out: a hard error the handler's `?` returns.
+            p.status = Status::Layer;
+            return p;
+        }
+        let failed = read_fault_fires;
+        let stored = if failed { None } else { live };
+        let loaded = loads && !failed;
+        let mut data = stored
+            .map(|s| self.sessions[s].data.clone())
+            .unwrap_or_default();
+        let stored_user = stored.and_then(|s| self.sessions[s].user);
+        let stored_own = stored.is_some_and(|s| self.sessions[s].own_stale);
+        let mut user = stored_user;
+        let mut own = stored_own;
+        let mut own_pending = false;
+        let (mut changed, mut renew, mut destroy) = (false, false, false);
+        let mut obs = Vec::new();
+        for act in &r.acts {
+            match act {
+                Act::Read(k) => obs.push(json!(data.get(*k))),
+                Act::Insert(k, v) => {
+                    if data.get(*k) != Some(v) {
+                        data.insert((*k).into(), *v);
+                        changed = true;
+                    }
+                    obs.push(Value::Null);
+                }
+                Act::Remove(k) => {
+                    changed |= data.remove(*k).is_some();
+                    obs.push(Value::Null);
+                }
+                Act::Clear => {
+                    changed |= !data.is_empty();
+                    data.clear();
+                    obs.push(Value::Null);
+                }
+                Act::SetUser(u) => {
+                    if user != Some(*u) {
+                        user = Some(*u);
+                        changed = true;
+                    }
+                    renew = true;
+                    obs.push(Value::Null);
+                }
+                Act::SetMaxStale => {
+                    if !stored_own || own_pending {
+                        changed = true;
+                        own_pending = true;
+                    }
+                    own = true;
+                    obs.push(Value::Null);
+                }
+                Act::Renew => {
+                    renew = true;
+                    obs.push(Value::Null);
+                }
+                Act::Destroy => {
+                    destroy = true;
+                    data.clear();
+                    obs.push(Value::Null);
+                }
+                Act::RevokeOthers => {
+                    obs.push(match user {
+                        None => Value::Null,
+                        Some(u) => {
+                            let gone: Vec<usize> = (0..self.sessions.len())
+                                .filter(|&t| self.revocable(t, u) && Some(t) != stored)
+                                .collect();
+                            for &t in &gone {
+                                self.sessions[t].ended = true;
+                            }
+                            json!(gone.len())
+                        }
+                    });
+                }
+                Act::RevokeSession(c) => {
+                    let target = self.jars[*c].current;
+                    obs.push(match user {
+                        None => json!(false),
+                        Some(_) if target.is_some() && target == stored => {
+                            destroy = true;
+                            data.clear();
+                            json!(true)
+                        }
+                        Some(u) => {
+                            let found = target.is_some_and(|t| self.revocable(t, u));
+                            if let (true, Some(t)) = (found, target) {
+                                self.sessions[t].ended = true;
+                            }
+                            json!(found)
+                        }
+                    });
+                }
+                Act::List => obs.push(match user {
+                    None => Value::Null,
+                    Some(u) => {
+                        let mut listed: Vec<(String, bool)> = self
+                            .live_of(u)
+                            .into_iter()
+                            .map(|t| (self.name(t), Some(t) == stored))
+                            .collect();
+                        listed.sort();
+                        json!(listed)
+                    }
+                }),
+            }
+        }
+        match r.ending {
+            Ending::Err => {
+                p.status = Status::HandlerErr;
+                return p;
+            }
+            Ending::Panic => {
+                p.status = Status::Panic;
+                return p;
+            }
+            Ending::Status500 => {
+                p.status = Status::Handler500;
+                // Only the lock's release is written, and a failed one leaves the lock.
+                if let (Concurrency::Pessimistic, Some(s), Fault::Write(f)) =
+                    (self.mode, stored, r.fault)
+                {
+                    p.write_fault_fires = true;
+                    if f != WriteFault::Lost {
+                        self.sessions[s].locked_until = self.now + LOCK_EXPIRY;
+                    }
+                }
+                return p;
+            }
+            Ending::Ok => {}
+        }
+        p.status = Status::Handler(obs.clone());
+        let write_fault = match r.fault {
+            Fault::Write(f) => Some(f),
+            _ => None,
+        };
+        let emptied =
+            changed && data.is_empty() && (self.bugs.first_login || (user.is_none() && !own));
+        // What a failed write answers, given what it carried.
+        let fails = |p: &mut Predicted, kind: Write, bugs: Bugs| {
+            p.status = match kind {
+                Write::Explicit if !bugs.soft_explicit => Status::Layer,
+                Write::Explicit | Write::Implicit => Status::Handler(obs.clone()),
+                Write::Plain => Status::HandlerOrLayer(obs.clone()),
+            };
+        };
+        if destroy || emptied {
+            if failed && !destroy {
+                return p;
+            }
+            if named.is_none() {
+                return p;
+            }
+            let writes = stored.is_some() || !loaded;
+            if !writes {
+                p.removed = true;
+                return p;
+            }
+            p.write_fault_fires = write_fault.is_some();
+            // An unconditional delete also removes an expired item still stored.
+            let target = stored.or(named);
+            match write_fault {
+                None | Some(WriteFault::Lost) => {
+                    if let Some(s) = target {
+                        self.sessions[s].ended = true;
+                    }
+                }
+                _ => {}
+            }
+            match write_fault {
+                None => p.removed = true,
+                Some(_) => fails(&mut p, Write::Explicit, self.bugs),
+            }
+            return p;
+        }
+        if !loaded {
+            return p;
+        }
+        let explicit_create = user.is_some() || own_pending;
+        match stored {
+            None if !changed => {}
+            None => {
+                p.write_fault_fires = write_fault.is_some();
+                if write_fault.is_none() || write_fault == Some(WriteFault::Lost) {
+                    let t = self.create(data, user, own);
+                    if write_fault.is_some() {
+                        self.sessions[t].orphan = true;
+                    } else {
+                        p.issued = Some(t);
+                        self.give(r.client, Some(t));
+                    }
+                }
+                if write_fault.is_some() {
+                    let kind = if explicit_create {
+                        Write::Explicit
+                    } else {
+                        Write::Plain
+                    };
+                    fails(&mut p, kind, self.bugs);
+                }
+            }
+            Some(s) => {
+                let touch_due = self.now - self.sessions[s].last >= TOUCH_AFTER;
+                let applies = write_fault.is_none() || write_fault == Some(WriteFault::Lost);
+                if renew {
+                    p.write_fault_fires = write_fault.is_some();
+                    if applies {
+                        self.sessions[s].ended = true;
+                        let t = self.create(data, user, own);
+                        if write_fault.is_some() {
+                            self.sessions[t].orphan = true;
+                        } else {
+                            p.issued = Some(t);
+                            self.give(r.client, Some(t));
+                        }
+                    }
+                    if write_fault.is_some() {
+                        fails(&mut p, Write::Explicit, self.bugs);
+                    }
+                } else if changed || touch_due {
+                    p.write_fault_fires = write_fault.is_some();
+                    if applies {
+                        let sess = &mut self.sessions[s];
+                        sess.data = data;
+                        sess.user = user;
+                        sess.own_stale = own;
+                        sess.last = self.now;
+                    }
+                    if write_fault.is_some() {
+                        let kind = if changed {
+                            Write::Plain
+                        } else {
+                            Write::Implicit
+                        };
+                        fails(&mut p, kind, self.bugs);
+                    }
+                } else if self.mode == Concurrency::Pessimistic {
+                    // The lock's release; a failed one is retried at once by the cleanup.
+                    p.write_fault_fires = write_fault.is_some();
+                }
+            }
+        }
+        p
+    }
+
+    /// The race's answers: (tab A, tab B), true for the handler's 200.
+    fn race(&mut self, client: usize) -> (bool, bool) {
+        let s = self.jars[client].current.expect("precondition");
+        if self.mode == Concurrency::Pessimistic && self.sessions[s].locked_until > self.now {
+            return (false, false);
+        }
+        let before = self.sessions[s].data.clone();
+        let n = before.get("n").copied().unwrap_or(0);
+        let mut a = before.clone();
+        a.insert("n".into(), n + 1);
+        let mut b = before;
+        b.insert("n".into(), n + 1);
+        b.insert("b".into(), 7);
+        let sess = &mut self.sessions[s];
+        sess.last = self.now;
+        match self.mode {
+            // Last writer wins: A's whole data, B's `b` lost.
+            Concurrency::None => {
+                sess.data = a;
+                (true, true)
+            }
+            Concurrency::Optimistic => {
+                sess.data = b;
+                (false, true)
+            }
+            Concurrency::Pessimistic => {
+                sess.data = a;
+                (true, false)
+            }
+        }
+    }
+}
+
+impl ReferenceStateMachine for Model {
+    type State = Model;
+    type Transition = Step;
+
+    fn init_state() -> BoxedStrategy<Model> {
+        prop_oneof![
+            Just(Concurrency::None),
+            Just(Concurrency::Optimistic),
+            Just(Concurrency::Pessimistic),
+        ]
+        .prop_map(Model::new)
+        .boxed()
+    }
+
+    fn transitions(_: &Model) -> BoxedStrategy<Step> {
+        prop_oneof![
+            10 => request().prop_map(Step::Request),
+            1 => (0..CLIENTS).prop_map(|client| Step::Race { client }),
+            2 => prop_oneof![Just(100), Just(300), Just(1000), Just(2100)].prop_map(Step::Advance),
+        ]
+        .boxed()
+    }
+
+    fn preconditions(state: &Model, step: &Step) -> bool {
+        match step {
+            Step::Race { client } => state.jars[*client].current.is_some_and(|s| state.live(s)),
+            _ => true,
+        }
+    }
+
+    fn apply(mut state: Model, step: &Step) -> Model {
+        match step {
+            Step::Request(r) => {
+                state.request(r);
+            }
+            Step::Race { client } => {
+                state.race(*client);
+            }
+            Step::Advance(dt) => state.now += dt,
+        }
+        state
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The backend under test: MemoryStore, failing once when told to, aged to move time.
+
+#[derive(Debug, Default)]
+struct Armed {
+    read: bool,
+    write: Option<WriteFault>,
+    read_fired: bool,
+    write_fired: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Faulty {
+    inner: MemoryStore,
+    armed: Arc<Mutex<Armed>>,
+}
+
+fn throttled() -> Error {
+    Error::DynamoDb(Box::new(
+        aws_sdk_dynamodb::Error::ProvisionedThroughputExceededException(
+            ProvisionedThroughputExceededException::builder()
+                .message("injected throttling")
+                .build(),
+        ),
+    ))
+}
+
+fn server_error() -> Error {
+    Error::DynamoDb(Box::new(aws_sdk_dynamodb::Error::InternalServerError(
+        InternalServerError::builder()
+            .message("injected 5xx")
+            .build(),
+    )))
+}
+
+impl Faulty {
+    fn read_fails(&self) -> bool {
+        let mut armed = self.armed.lock().unwrap();
+        std::mem::take(&mut armed.read) && {
+            armed.read_fired = true;
+            true
+        }
+    }
+
+    fn write_fault(&self) -> Option<WriteFault> {
+        let mut armed = self.armed.lock().unwrap();
+        let fault = armed.write.take();
+        armed.write_fired |= fault.is_some();
+        fault
+    }
+
+    /// Runs a write under the armed fault, if any.
+    async fn written<T>(&self, call: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
+        match self.write_fault() {
+            None => call.await,
+            Some(WriteFault::Throttle) => Err(throttled()),
+            Some(WriteFault::Server) => Err(server_error()),
+            Some(WriteFault::Lost) => {
+                call.await?;
+                Err(server_error())
+            }
+        }
+    }
+
+    /// Moves every stored timestamp back by `secs`: the clock moving forward.
+    async fn age(&self, secs: i64) {
+        for (key, mut item) in self.inner.items_snapshot() {
+            item.created_at -= secs;
+            item.updated_at -= secs;
+            item.expire_at = item.expire_at.map(|t| t - secs);
+            if let Some(lock) = &mut item.lock {
+                lock.locked_at_ms -= secs * 1000;
+            }
+            self.inner.delete(&key, &Guard::None).await.unwrap();
+            assert!(self.inner.insert(&key, &item).await.unwrap());
+        }
+    }
+
+    fn live_items(&self) -> usize {
+        let now = unix_now();
+        self.inner
+            .items_snapshot()
+            .iter()
+            .filter(|(_, item)| item.expire_at.is_none_or(|t| t > now))
+            .count()
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionBackend for Faulty {
+    async fn get(&self, key: &str, consistent: bool) -> StoreResult<Option<StoredItem>> {
+        if self.read_fails() {
+            return Err(throttled());
+        }
+        self.inner.get(key, consistent).await
+    }
+    async fn insert(&self, key: &str, item: &StoredItem) -> StoreResult<bool> {
+        self.written(self.inner.insert(key, item)).await
+    }
+    async fn lock(&self, key: &str, owner: &str, now_ms: i64, stale: i64) -> StoreResult<Locked> {
+        if self.read_fails() {
+            return Err(server_error());
+        }
+        self.inner.lock(key, owner, now_ms, stale).await
+    }
+    async fn update(&self, key: &str, changes: &Changes, guard: &Guard) -> StoreResult<Written> {
+        self.written(self.inner.update(key, changes, guard)).await
+    }
+    async fn delete(&self, key: &str, guard: &Guard) -> StoreResult<Written> {
+        self.written(self.inner.delete(key, guard)).await
+    }
+    async fn replace(
+        &self,
+        old: &str,
+        guard: &Guard,
+        new: &str,
+        item: &StoredItem,
+    ) -> StoreResult<Replaced> {
+        self.written(self.inner.replace(old, guard, new, item))
+            .await
+    }
+    async fn sessions_of(
+        &self,
+        user_hash: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<(Vec<String>, Option<String>)> {
+        self.inner.sessions_of(user_hash, after, limit).await
+    }
+    async fn get_many(&self, keys: &[String]) -> StoreResult<Vec<(String, StoredItem)>> {
+        self.inner.get_many(keys).await
+    }
+}
+
+/// The local DynamoDB (moto), failing once when told to by an interceptor on the layer's
+/// client, and never returning the old item of a failed condition ([`OmitOldItems`]).
+struct Moto {
+    table: TestTable,
+    armed: Arc<Mutex<Armed>>,
+}
+
+/// Fails the session's read (GetItem, or the lock's UpdateItem) or the first write, before
+/// it is sent (as after the SDK's retries); or drops a write's answer after it applied.
+#[derive(Debug, Clone)]
+struct MotoFaults {
+    armed: Arc<Mutex<Armed>>,
+    losing: Arc<Mutex<bool>>,
+}
+
+impl Intercept for MotoFaults {
+    fn name(&self) -> &'static str {
+        "MotoFaults"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let operation = operation_name(context);
+        let mut armed = self.armed.lock().unwrap();
+        if armed.read && matches!(operation, "GetItem" | "UpdateItem") {
+            armed.read = false;
+            armed.read_fired = true;
+            return Err(format!("injected failure of the read ({operation})").into());
+        }
+        let writes = matches!(
+            operation,
+            "PutItem" | "UpdateItem" | "DeleteItem" | "TransactWriteItems"
+        );
+        match armed.write.take_if(|_| writes) {
+            None => Ok(()),
+            Some(fault) => {
+                armed.write_fired = true;
+                match fault {
+                    WriteFault::Throttle => Err("injected throttling".into()),
+                    WriteFault::Server => Err("injected 5xx".into()),
+                    WriteFault::Lost => {
+                        *self.losing.lock().unwrap() = true;
+                        Ok(())
+                    }
+                }
+            }
+        }
+    }
+
+    fn modify_before_completion(
+        &self,
+        context: &mut FinalizerInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if std::mem::take(&mut *self.losing.lock().unwrap())
+            && let Some(result) = context.output_or_error_mut()
+        {
+            *result = Err(OrchestratorError::other("injected loss of the answer"));
+        }
+        Ok(())
+    }
+}
+
+impl Moto {
+    async fn new() -> (Moto, aws_sdk_dynamodb::Client) {
+        let table = TestTable::new("model").await;
+        let armed = Arc::new(Mutex::new(Armed::default()));
+        let faults = MotoFaults {
+            armed: armed.clone(),
+            losing: Default::default(),
+        };
+        let client = aws_sdk_dynamodb::Client::from_conf(
+            client_config()
+                .await
+                .interceptor(faults)
+                .interceptor(OmitOldItems::default())
+                .build(),
+        );
+        (Moto { table, armed }, client)
+    }
+
+    /// Moves every stored timestamp back by `secs`: the clock moving forward.
+    async fn age(&self, secs: i64) {
+        for mut item in self.table.items().await {
+            for (name, by) in [
+                (CREATED_AT, secs),
+                (UPDATED_AT, secs),
+                (EXPIRE_AT, secs),
+                (LOCKED_AT, secs * 1000),
+            ] {
+                if let Some(AttributeValue::N(n)) = item.get(name) {
+                    let moved = n.parse::<i64>().unwrap() - by;
+                    item.insert(name.into(), AttributeValue::N(moved.to_string()));
+                }
+            }
+            self.table
+                .client
+                .put_item()
+                .table_name(&self.table.name)
+                .set_item(Some(item))
+                .send()
+                .await
+                .expect("aged item");
+        }
+    }
+
+    async fn live_items(&self) -> usize {
+        let now = unix_now();
+        self.table
+            .items()
+            .await
+            .iter()
+            .filter(|item| match item.get(EXPIRE_AT) {
+                Some(AttributeValue::N(n)) => n.parse::<i64>().unwrap() > now,
+                _ => true,
+            })
+            .count()
+    }
+}
+
+enum Backend {
+    Memory(Faulty),
+    Moto(Moto),
+}
+
+impl Backend {
+    fn armed(&self) -> &Arc<Mutex<Armed>> {
+        match self {
+            Backend::Memory(faulty) => &faulty.armed,
+            Backend::Moto(moto) => &moto.armed,
+        }
+    }
+
+    async fn age(&self, secs: i64) {
+        match self {
+            Backend::Memory(faulty) => faulty.age(secs).await,
+            Backend::Moto(moto) => moto.age(secs).await,
+        }
+    }
+
+    async fn live_items(&self) -> usize {
+        match self {
+            Backend::Memory(faulty) => faulty.live_items(),
+            Backend::Moto(moto) => moto.live_items().await,
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------------------
+// The handler behind the layer.
+
+#[derive(Clone)]
+enum Script {
+    Acts {
+        acts: Vec<Act>,
+        ending: Ending,
+        handles: Vec<Option<String>>,
+        arm: Option<(Arc<Mutex<Armed>>, WriteFault)>,
+    },
+    RaceA {
+        reached: Arc<Notify>,
+        go: Arc<Notify>,
+    },
+    RaceB,
+}
+
+async fn handler(request: Request<String>) -> Result<Response<String>, Error> {
+    let session = request.session().expect("behind the layer");
+    let script = request
+        .extensions()
+        .get::<Script>()
+        .cloned()
+        .expect("a script");
+    let (acts, ending, handles, arm) = match script {
+        Script::RaceA { reached, go } => {
+            let n: i64 = session.get("n").await?.unwrap_or(0);
+            reached.notify_one();
+            go.notified().await;
+            session.insert("n", n + 1).await?;
+            return Ok(Response::new(String::new()));
+        }
+        Script::RaceB => {
+            let n: i64 = session.get("n").await?.unwrap_or(0);
+            session.insert("n", n + 1).await?;
+            session.insert("b", 7).await?;
+            return Ok(Response::new(String::new()));
+        }
+        Script::Acts {
+            acts,
+            ending,
+            handles,
+            arm,
+        } => (acts, ending, handles, arm),
+    };
+    let mut obs = Vec::new();
+    for act in &acts {
+        obs.push(match act {
+            Act::Read(k) => json!(session.get::<i64>(k).await?),
+            Act::Insert(k, v) => json!(session.insert(k, v).await?),
+            Act::Remove(k) => json!(session.remove::<i64>(k).await.map(drop)?),
+            Act::Clear => json!(session.clear().await?),
+            Act::SetUser(u) => json!(session.set_user(user_name(*u)).await?),
+            Act::SetMaxStale => json!(
+                session
+                    .set_max_stale(Some(Duration::from_secs(OWN_STALE as u64)))
+                    .await?
+            ),
+            Act::Renew => json!(session.renew().await?),
+            Act::Destroy => json!(session.destroy().await?),
+            Act::RevokeOthers => json!(session.revoke_other_sessions().await?),
+            Act::RevokeSession(c) => {
+                let handle = handles[*c].as_deref().unwrap_or("no-such-handle");
+                json!(session.revoke_session(handle).await?)
+            }
+            Act::List => match session.user_sessions(None).await? {
+                None => Value::Null,
+                Some(page) => json!(
+                    page.sessions
+                        .iter()
+                        .map(|s| json!([s.handle, s.current]))
+                        .collect::<Vec<_>>()
+                ),
+            },
+        });
+    }
+    let arm = || {
+        if let Some((armed, fault)) = &arm {
+            armed.lock().unwrap().write = Some(*fault);
+        }
+    };
+    match ending {
+        Ending::Ok => {
+            arm();
+            Ok(Response::new(Value::Array(obs).to_string()))
+        }
+        Ending::Err => {
+            Err::<(), _>(Error::Backend("the handler failed".into()))?;
+            unreachable!()
+        }
+        Ending::Status500 => {
+            arm();
+            let mut response = Response::new(HANDLER_500.to_owned());
+            *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            Ok(response)
+        }
+        Ending::Panic => panic!("{PANIC}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The system under test and the checks.
+
+/// What the harness knows of a logical session: its cookie and id (`None` for orphans).
+#[derive(Debug, Clone)]
+struct Known {
+    cookie: String,
+    id: SessionId,
+    handle: String,
+}
+
+struct Sut {
+    runtime: tokio::runtime::Runtime,
+    backend: Backend,
+    layer: SessionLayer,
+    /// The same sessions with no faults and no locking, to look at them.
+    probe: SessionStore,
+    model: Model,
+    known: Vec<Option<Known>>,
+}
+
+fn config(mode: Concurrency) -> Config {
+    Config::builder()
+        .secret_key(SECRET)
+        .concurrency(mode)
+        .max_stale(Duration::from_secs(STALE as u64))
+        .touch_after(Duration::from_secs(TOUCH_AFTER as u64))
+        .lock_expiry_time(Duration::from_secs(LOCK_EXPIRY as u64))
+        .lock_retry_delay(Duration::from_millis(5))
+        .lock_max_wait_time(Duration::from_millis(30))
+        .build()
+        .expect("valid config")
+}
+
+enum Answered {
+    Response(Response<String>),
+    Err,
+    Panic,
+}
+
+impl Sut {
+    fn cookie_of(&self, client: usize, pick: Pick) -> Option<String> {
+        if pick == Pick::Forged {
+            return Some(FORGED.into());
+        }
+        let s = self.model.named(client, pick)?;
+        Some(
+            self.known[s]
+                .as_ref()
+                .expect("a client holds it")
+                .cookie
+                .clone(),
+        )
+    }
+
+    fn learn(&mut self, s: usize, cookie: String) {
+        let id = self.probe.verify_cookie(&cookie).expect("our own cookie");
+        let handle = self.probe.session_handle(&id);
+        if self.known.len() <= s {
+            self.known.resize(s + 1, None);
+        }
+        self.known[s] = Some(Known { cookie, id, handle });
+    }
+
+    fn send(&self, cookie: Option<&str>, script: Script) -> Answered {
+        let mut request = Request::new(String::new());
+        if let Some(value) = cookie {
+            request
+                .headers_mut()
+                .insert(header::COOKIE, format!("{COOKIE}={value}").parse().unwrap());
+        }
+        request.extensions_mut().insert(script);
+        let app = self.layer.clone().layer(service_fn(handler));
+        let answered = self
+            .runtime
+            .block_on(AssertUnwindSafe(app.oneshot(request)).catch_unwind());
+        match answered {
+            Ok(Ok(response)) => Answered::Response(response),
+            Ok(Err(_)) => Answered::Err,
+            Err(_) => Answered::Panic,
+        }
+    }
+
+    fn request(&mut self, r: &Req) {
+        let before = self.model.clone();
+        let cookie = self.cookie_of(r.client, r.cookie);
+        let predicted = self.model.request(r);
+        let handles = (0..CLIENTS)
+            .map(|c| {
+                before.jars[c]
+                    .current
+                    .and_then(|s| self.known[s].as_ref().map(|k| k.handle.clone()))
+            })
+            .collect();
+        // Armed only where the session's read is the request's first backend call (a cookie
+        // we signed): a revocation's own lock or read must not take it.
+        *self.backend.armed().lock().unwrap() = Armed {
+            read: r.fault == Fault::Read && before.named(r.client, r.cookie).is_some(),
+            ..Armed::default()
+        };
+        let arm = match r.fault {
+            Fault::Write(f) => Some((self.backend.armed().clone(), f)),
+            _ => None,
+        };
+        let answered = self.send(
+            cookie.as_deref(),
+            Script::Acts {
+                acts: r.acts.clone(),
+                ending: r.ending,
+                handles,
+                arm,
+            },
+        );
+        let armed = std::mem::take(&mut *self.backend.armed().lock().unwrap());
+        let context = || format!("request {r:?} on {before:?}: predicted {predicted:?}");
+        assert_eq!(
+            armed.read_fired,
+            predicted.read_fault_fires,
+            "whether the read fault fired; {}",
+            context()
+        );
+        assert_eq!(
+            armed.write_fired,
+            predicted.write_fault_fires,
+            "whether the write fault fired; {}",
+            context()
+        );
+        let response = match (answered, &predicted.status) {
+            (Answered::Err, Status::HandlerErr) | (Answered::Panic, Status::Panic) => return,
+            (Answered::Response(response), _) => response,
+            (Answered::Err, _) => panic!("the service failed; {}", context()),
+            (Answered::Panic, _) => panic!("the handler's panic came through; {}", context()),
+        };
+        let status = response.status();
+        let set_cookies: Vec<String> = response
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| v.split(';').next())
+            .filter_map(|v| v.strip_prefix(&format!("{COOKIE}=")))
+            .map(str::to_owned)
+            .collect();
+        let is_layer = |response: &Response<String>| {
+            matches!(status.as_u16(), 409 | 500 | 503)
+                && response.body() != HANDLER_500
+                && (status != StatusCode::SERVICE_UNAVAILABLE
+                    || response.headers().contains_key(header::RETRY_AFTER))
+        };
+        let observed = |response: &Response<String>| -> Value {
+            let mut value: Value =
+                serde_json::from_str(response.body()).expect("the handler's body");
+            for item in value.as_array_mut().unwrap() {
+                if let Value::Array(listed) = item {
+                    for entry in listed.iter_mut() {
+                        let handle = entry[0].as_str().unwrap().to_owned();
+                        let name = self
+                            .known
+                            .iter()
+                            .position(|k| k.as_ref().is_some_and(|k| k.handle == handle))
+                            .map_or("orphan".to_owned(), |s| format!("s{s}"));
+                        entry[0] = json!(name);
+                    }
+                    listed.sort_by_key(|e| e.to_string());
+                }
+            }
+            value
+        };
+        let handler_ok = |response: &Response<String>, obs: &Vec<Value>| {
+            status == StatusCode::OK && {
+                let mut want = json!(obs);
+                for item in want.as_array_mut().unwrap() {
+                    if let Value::Array(listed) = item {
+                        listed.sort_by_key(|e| e.to_string());
+                    }
+                }
+                observed(response) == want
+            }
+        };
+        let matches = match &predicted.status {
+            Status::Handler(obs) => handler_ok(&response, obs),
+            Status::Layer => is_layer(&response) && set_cookies.is_empty(),
+            Status::HandlerOrLayer(obs) => {
+                handler_ok(&response, obs) || (is_layer(&response) && set_cookies.is_empty())
+            }
+            Status::Handler500 => status == 500 && response.body() == HANDLER_500,
+            Status::HandlerErr | Status::Panic => false,
+        };
+        assert!(
+            matches,
+            "answered {status} {:?} (Set-Cookie {set_cookies:?}); {}",
+            response.body(),
+            context()
+        );
+        let removed = set_cookies.iter().any(String::is_empty);
+        let fresh: Vec<&String> = set_cookies
+            .iter()
+            .filter(|v| !v.is_empty() && Some(v.as_str()) != cookie.as_deref())
+            .collect();
+        assert_eq!(
+            removed,
+            predicted.removed,
+            "a removal cookie; Set-Cookie {set_cookies:?}; {}",
+            context()
+        );
+        match predicted.issued {
+            Some(s) => {
+                assert_eq!(fresh.len(), 1, "one new cookie; {}", context());
+                let value = fresh[0].clone();
+                self.learn(s, value);
+            }
+            None => assert!(
+                fresh.is_empty(),
+                "no new cookie, got {set_cookies:?}; {}",
+                context()
+            ),
+        }
+    }
+
+    fn race(&mut self, client: usize) {
+        let before = self.model.clone();
+        let cookie = self.cookie_of(client, Pick::Current).expect("precondition");
+        let (a_ok, b_ok) = self.model.race(client);
+        let reached = Arc::new(Notify::new());
+        let go = Arc::new(Notify::new());
+        let app = self.layer.clone().layer(service_fn(handler));
+        let request = |script: Script| {
+            let mut request = Request::new(String::new());
+            request.headers_mut().insert(
+                header::COOKIE,
+                format!("{COOKIE}={cookie}").parse().unwrap(),
+            );
+            request.extensions_mut().insert(script);
+            request
+        };
+        let tab_a = request(Script::RaceA {
+            reached: reached.clone(),
+            go: go.clone(),
+        });
+        let tab_b = request(Script::RaceB);
+        let (a, b) = self.runtime.block_on(async {
+            let a = tokio::spawn(app.clone().oneshot(tab_a));
+            // A stops after its read (or answers at once when the session is locked).
+            let waiting = reached.notified();
+            tokio::pin!(waiting);
+            tokio::select! {
+                _ = &mut waiting => {}
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            }
+            let b = app.oneshot(tab_b).await.expect("tab B answers");
+            go.notify_one();
+            let a = a.await.expect("tab A runs").expect("tab A answers");
+            (a.status(), b.status())
+        });
+        let context = || format!("race of client {client} on {before:?}");
+        assert_eq!(
+            a == StatusCode::OK,
+            a_ok,
+            "tab A answered {a}; {}",
+            context()
+        );
+        assert_eq!(
+            b == StatusCode::OK,
+            b_ok,
+            "tab B answered {b}; {}",
+            context()
+        );
+    }
+
+    fn check(&self) {
+        let model = &self.model;
+        let context = || format!("model {model:?}");
+        self.runtime.block_on(async {
+            for (s, known) in self.known.iter().enumerate() {
+                let Some(known) = known else { continue };
+                let record = self.probe.load(&known.id).await.expect("probe load");
+                let live = model.live(s);
+                assert_eq!(
+                    record.is_some(),
+                    live,
+                    "session s{s} opens iff the model has it live; {}",
+                    context()
+                );
+                if let Some(record) = record {
+                    let data: BTreeMap<String, i64> = record
+                        .data
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.as_i64().unwrap()))
+                        .collect();
+                    let sess = &model.sessions[s];
+                    assert_eq!(data, sess.data, "s{s}'s data; {}", context());
+                    assert_eq!(
+                        record.user,
+                        sess.user.map(user_name),
+                        "s{s}'s user; {}",
+                        context()
+                    );
+                }
+            }
+            for u in 0..USERS {
+                let page = self
+                    .probe
+                    .user_sessions(&user_name(u), None, None)
+                    .await
+                    .expect("listing");
+                let mut listed: Vec<String> = page
+                    .sessions
+                    .iter()
+                    .map(|session| {
+                        self.known
+                            .iter()
+                            .position(|k| k.as_ref().is_some_and(|k| k.handle == session.handle))
+                            .map_or("orphan".to_owned(), |s| format!("s{s}"))
+                    })
+                    .collect();
+                listed.sort();
+                let mut want: Vec<String> = model
+                    .live_of(u)
+                    .into_iter()
+                    .map(|t| model.name(t))
+                    .collect();
+                want.sort();
+                assert_eq!(listed, want, "{}'s listing; {}", user_name(u), context());
+            }
+        });
+        let live = (0..model.sessions.len()).filter(|&s| model.live(s)).count();
+        assert_eq!(
+            self.runtime.block_on(self.backend.live_items()),
+            live,
+            "live stored sessions; {}",
+            context()
+        );
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+impl Sut {
+    fn memory(model: &Model) -> Sut {
+        let backend = Faulty::default();
+        let store = SessionStore::with_backend(config(model.mode), backend.clone()).unwrap();
+        let probe =
+            SessionStore::with_backend(config(Concurrency::None), backend.inner.clone()).unwrap();
+        Sut::new(runtime(), Backend::Memory(backend), store, probe, model)
+    }
+
+    fn moto(model: &Model) -> Sut {
+        let runtime = runtime();
+        let (moto, client) = runtime.block_on(Moto::new());
+        let on_table = |mode, client| {
+            let mut config = config(mode);
+            config.table_name = moto.table.name.clone();
+            config.dynamo_db_client = Some(client);
+            SessionStore::new(config).unwrap()
+        };
+        let store = on_table(model.mode, client);
+        let probe = on_table(Concurrency::None, moto.table.client.clone());
+        Sut::new(runtime, Backend::Moto(moto), store, probe, model)
+    }
+
+    fn new(
+        runtime: tokio::runtime::Runtime,
+        backend: Backend,
+        store: SessionStore,
+        probe: SessionStore,
+        model: &Model,
+    ) -> Sut {
+        quiet_panics();
+        Sut {
+            runtime,
+            backend,
+            layer: SessionLayer::new(store).with_cookie_name(COOKIE),
+            probe,
+            model: model.clone(),
+            known: Vec::new(),
+        }
+    }
+
+    fn step(mut self, model: &Model, step: Step) -> Sut {
+        match &step {
+            Step::Request(r) => self.request(r),
+            Step::Race { client } => self.race(*client),
+            Step::Advance(dt) => {
+                self.model.now += dt;
+                self.runtime.block_on(self.backend.age(*dt));
+            }
+        }
+        assert_eq!(
+            &self.model, model,
+            "the harness follows the reference model"
+        );
+        self.known.resize(model.sessions.len(), None);
+        self
+    }
+}
+
+struct MemoryModel;
+
+impl StateMachineTest for MemoryModel {
+    type SystemUnderTest = Sut;
+    type Reference = Model;
+
+    fn init_test(model: &Model) -> Sut {
+        Sut::memory(model)
+    }
+
+    fn apply(sut: Sut, model: &Model, step: Step) -> Sut {
+        sut.step(model, step)
+    }
+
+    fn check_invariants(sut: &Sut, _: &Model) {
+        sut.check();
+    }
+}
+
+struct MotoModel;
+
+impl StateMachineTest for MotoModel {
+    type SystemUnderTest = Sut;
+    type Reference = Model;
+
+    fn init_test(model: &Model) -> Sut {
+        Sut::moto(model)
+    }
+
+    fn apply(sut: Sut, model: &Model, step: Step) -> Sut {
+        sut.step(model, step)
+    }
+
+    fn check_invariants(sut: &Sut, _: &Model) {
+        sut.check();
+    }
+}
+
+/// The handler's deliberate panics are expected: only other panics are printed.
+fn quiet_panics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let message = info
+                .payload()
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| info.payload().downcast_ref::<&str>().copied());
+            if message != Some(PANIC) {
+                default(info);
+            }
+        }));
+    });
+}
+
+fn model_config(cases_var: &str, default_cases: u64) -> ProptestConfig {
+    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    let seed = env("MODEL_SEED").unwrap_or(20_261_203);
+    let cases = env(cases_var).unwrap_or(default_cases);
+    // The macro asks for the configuration once per case: say it once.
+    static SHOWN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let mut shown = SHOWN.lock().unwrap();
+    if !shown.iter().any(|v| v == cases_var) {
+        shown.push(cases_var.to_owned());
+        eprintln!("model checker: MODEL_SEED={seed} {cases_var}={cases}");
+    }
+    ProptestConfig {
+        cases: cases as u32,
+        rng_seed: RngSeed::Fixed(seed),
+        failure_persistence: None,
+        max_shrink_iters: 4096,
+        ..ProptestConfig::default()
+    }
+}
+
+prop_state_machine! {
+    #![proptest_config(model_config("MODEL_CASES", 500))]
+
+    /// Random sequences on MemoryStore, in a random concurrency mode each.
+    #[test]
+    fn layer_matches_the_model_on_memory(sequential 1..24 => MemoryModel);
+}
+
+prop_state_machine! {
+    #![proptest_config(model_config("MODEL_MOTO_CASES", 40))]
+
+    /// Random sequences on the local DynamoDB (a fresh table each), in a random concurrency
+    /// mode each.
+    #[test]
+    fn layer_matches_the_model_on_moto(sequential 1..24 => MotoModel);
+}
+
+/// Runs one fixed sequence on MemoryStore with every known bug checked.
+fn replay_strict(mode: Concurrency, steps: &[Step]) {
+    let mut model = Model::new(mode);
+    model.bugs = Bugs {
+        first_login: false,
+        soft_explicit: false,
+        revoke_expired: false,
+    };
+    let mut sut = Sut::memory(&model);
+    for step in steps {
+        model = <Model as ReferenceStateMachine>::apply(model, step);
+        sut = sut.step(&model, step.clone());
+        sut.check();
+    }
+}
+
+fn ok_request(cookie: Pick, acts: Vec<Act>, fault: Fault) -> Step {
+    Step::Request(Req {
+        client: 0,
+        cookie,
+        acts,
+        ending: Ending::Ok,
+        fault,
+    })
+}
+
+/// The logout of issue 18: its DeleteItem throttled, the answer must not be the handler's
+/// 200. The shrinker reaches a smaller sequence of the same bug first, so this one is kept.
+#[test]
+#[ignore = "issue 18 item 2 (KnownBug::SoftExplicitWrite): un-ignore once the fix is merged"]
+fn a_logout_whose_delete_is_throttled_is_not_a_success() {
+    for mode in [
+        Concurrency::None,
+        Concurrency::Optimistic,
+        Concurrency::Pessimistic,
+    ] {
+        replay_strict(
+            mode,
+            &[
+                ok_request(Pick::NoCookie, vec![Act::Insert("a", 1)], Fault::None),
+                ok_request(
+                    Pick::Current,
+                    vec![Act::Destroy],
+                    Fault::Write(WriteFault::Throttle),
+                ),
+            ],
+        );
+    }
+}

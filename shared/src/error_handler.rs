@@ -49,9 +49,9 @@ pub trait ErrorHandler: Debug + Send + Sync + 'static {
 /// only when `raise_errors` is set, and are otherwise logged (WARN) through `tracing` and
 /// ignored. A raised error is logged by the layer, once, with the response it causes.
 ///
-/// The policy covers implicit work only (a failed read, a touch, a plain data save): the
-/// failure of an explicit operation (a renewal, a logout, a binding, a revocation) is always
-/// answered, whatever this handler says.
+/// The policy covers implicit work only (a failed read, a touch): the failure of a write the
+/// handler asked for (data, a renewal, a logout, a binding, a revocation) is always answered,
+/// whatever this handler says.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultErrorHandler {
     raise_errors: bool,

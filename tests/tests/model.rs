@@ -55,11 +55,7 @@ use tower::{Layer, ServiceExt, service_fn};
 /// While a bug is listed here the model expects the library's current behaviour on its path;
 /// `MODEL_KNOWN_BUGS=none` checks the fixed behaviour anyway. DELETE an entry (and then this
 /// list, `Bugs` and the `bugs.*` branches) once its fix is merged.
-const KNOWN_BUGS: &[KnownBug] = &[
-    KnownBug::FirstLogin,
-    KnownBug::SoftExplicitWrite,
-    KnownBug::RevokeCountsExpired,
-];
+const KNOWN_BUGS: &[KnownBug] = &[KnownBug::RevokeCountsExpired];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum KnownBug {
@@ -1655,7 +1651,6 @@ fn ok_request(cookie: Pick, acts: Vec<Act>, fault: Fault) -> Step {
 /// The logout of issue 18: its DeleteItem throttled, the answer must not be the handler's
 /// 200. The shrinker reaches a smaller sequence of the same bug first, so this one is kept.
 #[test]
-#[ignore = "issue 18 item 2 (KnownBug::SoftExplicitWrite): un-ignore once the fix is merged"]
 fn a_logout_whose_delete_is_throttled_is_not_a_success() {
     for mode in [
         Concurrency::None,

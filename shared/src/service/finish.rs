@@ -19,9 +19,8 @@
 //!
 //! | the write carried | on failure |
 //! |---|---|
-//! | an explicit operation: `destroy`, emptying with `clear`, `renew`, `set_user` (a move), a revocation | always the layer's error answer (503 + `Retry-After` for throttling and the deadline, 409 for a conflict, 500 otherwise); never the handler's 2xx, never a `Set-Cookie` |
-//! | implicit work: a touch that only pushes `expire_at`, a move off a rotated-out secret | the error handler's policy (`raise_errors: false` lets the handler's answer through) |
-//! | a plain data change or a new session's data | the error handler's policy, as before |
+//! | what the handler asked for: `destroy`, emptying with `clear`, `renew`, `set_user`, `set_max_stale`, a revocation, a data change, a new session's data | always the layer's error answer (503 + `Retry-After` for throttling and the deadline, 409 for a conflict, 500 otherwise); never the handler's 2xx, never a `Set-Cookie` |
+//! | implicit work: a touch that only pushes `expire_at`, a move off a rotated-out secret of a session only read, a read-only request's lock release | the error handler's policy (`raise_errors: false` lets the handler's answer through) |
 //!
 //! A read that fails is the error handler's to decide as well (implicit work); nothing is
 //! written over a session whose read failed. Every error answered is logged once
@@ -70,9 +69,11 @@ pub(crate) async fn finish(session: &Session, status: StatusCode) -> Outcome {
         // Untouched (no call at all) or a failed read (never written over).
         return outcome;
     }
-    // A renewal (asked for, or by `set_user`) or a new binding: the handler's answer must
-    // not claim it happened if it did not.
-    let explicit = state.renew || state.user.is_some();
+    // Anything the handler asked for (data, a renewal, a binding, a lifetime): its answer
+    // must not claim it happened if it did not. Only a touch that pushes `expire_at` (or a
+    // read-only request's lock release) is implicit work.
+    let explicit =
+        state.changed || state.renew || state.user.is_some() || state.max_stale.is_some();
     match write(inner, &mut state).await {
         Ok(Some(cookie)) => outcome.cookie = Some(cookie),
         Ok(None) => {}

@@ -34,12 +34,12 @@ use crate::store::{SessionRecord, SessionStore, UserSessionPage};
 /// such error is logged once (ERROR, or WARN for 409/413/503) with its kind, source chain and
 /// the invocation's request id.
 ///
-/// What the handler asks for explicitly — [`renew`](Self::renew), [`destroy`](Self::destroy),
-/// [`set_user`](Self::set_user), emptying with [`clear`](Self::clear), and the revocations —
-/// either happens or the response says it did not: when its write fails for any reason, the
-/// layer answers with the error whatever the handler answered, and sends no `Set-Cookie`.
-/// The error handler's `raise_errors` policy decides only for implicit work (a failed read,
-/// a touch, a plain data save).
+/// What the handler asks for — data it stores, [`renew`](Self::renew),
+/// [`destroy`](Self::destroy), [`set_user`](Self::set_user), [`set_max_stale`](Self::set_max_stale),
+/// emptying with [`clear`](Self::clear), and the revocations — either happens or the response
+/// says it did not: when its write fails for any reason, the layer answers with the error
+/// whatever the handler answered, and sends no `Set-Cookie`. The error handler's
+/// `raise_errors` policy decides only for implicit work (a failed read, a touch).
 ///
 /// # Examples
 ///

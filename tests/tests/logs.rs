@@ -175,7 +175,13 @@ async fn no_session_id_cookie_or_secret_appears_in_any_log_line() {
                 header::AUTHORIZATION,
                 format!("Bearer {TOKEN}").parse().unwrap(),
             );
-            let _ = session_api::app(shown.clone()).oneshot(request).await;
+            let _ = session_api::app_with(
+                shown.clone(),
+                api::DemoRoutes::On,
+                session_api::FUNCTION_TIMEOUT,
+            )
+            .oneshot(request)
+            .await;
         }
         cookies.push(cookie);
     }
@@ -232,10 +238,14 @@ async fn call_as(
     context.request_id = request_id.to_owned();
     request.extensions_mut().insert(context);
     api::decode(
-        session_api::app(layer.clone())
-            .oneshot(request)
-            .await
-            .unwrap(),
+        session_api::app_with(
+            layer.clone(),
+            api::DemoRoutes::On,
+            session_api::FUNCTION_TIMEOUT,
+        )
+        .oneshot(request)
+        .await
+        .unwrap(),
     )
 }
 

@@ -74,18 +74,29 @@ impl Answer {
     }
 }
 
-/// The error codes DynamoDB throttles with.
+/// The error codes DynamoDB throttles with, at the top level or (a transaction cancelled
+/// because one of its items was throttled) as a cancellation reason.
 fn is_throttling(error: &aws_sdk_dynamodb::Error) -> bool {
     use aws_sdk_dynamodb::error::ProvideErrorMetadata as _;
-    matches!(
-        error.code(),
-        Some(
-            "ThrottlingException"
-                | "ProvisionedThroughputExceededException"
-                | "RequestLimitExceeded"
-                | "ThrottlingError"
+    let throttling = |code: Option<&str>| {
+        matches!(
+            code,
+            Some(
+                "ThrottlingException"
+                    | "ProvisionedThroughputExceededException"
+                    | "ProvisionedThroughputExceeded"
+                    | "RequestLimitExceeded"
+                    | "ThrottlingError"
+            )
         )
-    )
+    };
+    match error {
+        aws_sdk_dynamodb::Error::TransactionCanceledException(cancelled) => cancelled
+            .cancellation_reasons()
+            .iter()
+            .any(|reason| throttling(reason.code())),
+        _ => throttling(error.code()),
+    }
 }
 
 /// Logs an error the layer answers or hands to a handler: once, at WARN when its answer is a
@@ -127,6 +138,44 @@ mod tests {
         Error::DynamoDb(Box::new(
             aws_sdk_dynamodb::Error::ProvisionedThroughputExceededException(exception),
         ))
+    }
+
+    /// A transaction DynamoDB cancelled for these reasons (`None`: the item was fine).
+    fn cancelled(reasons: &[Option<&str>]) -> Error {
+        use aws_sdk_dynamodb::types::CancellationReason;
+        use aws_sdk_dynamodb::types::error::TransactionCanceledException;
+        let reasons = reasons
+            .iter()
+            .map(|code| {
+                let reason = CancellationReason::builder();
+                match code {
+                    Some(code) => reason.code(*code).build(),
+                    None => reason.code("None").build(),
+                }
+            })
+            .collect();
+        let exception = TransactionCanceledException::builder()
+            .set_cancellation_reasons(Some(reasons))
+            .build();
+        Error::DynamoDb(Box::new(
+            aws_sdk_dynamodb::Error::TransactionCanceledException(exception),
+        ))
+    }
+
+    #[test]
+    fn a_transaction_cancelled_by_throttling_is_busy_and_others_are_failures() {
+        assert_eq!(
+            Answer::for_error(&cancelled(&[None, Some("ThrottlingError")])),
+            Answer::Busy
+        );
+        assert_eq!(
+            Answer::for_error(&cancelled(&[Some("ProvisionedThroughputExceeded"), None])),
+            Answer::Busy
+        );
+        assert_eq!(
+            Answer::for_error(&cancelled(&[None, Some("ValidationError")])),
+            Answer::Failure
+        );
     }
 
     #[test]

@@ -1529,33 +1529,19 @@ impl Sut {
     }
 }
 
-struct MemoryModel;
+/// The model checker on `MemoryStore` (`MOTO = false`) or on the local DynamoDB.
+struct ModelOn<const MOTO: bool>;
 
-impl StateMachineTest for MemoryModel {
+impl<const MOTO: bool> StateMachineTest for ModelOn<MOTO> {
     type SystemUnderTest = Sut;
     type Reference = Model;
 
     fn init_test(model: &Model) -> Sut {
-        Sut::memory(model)
-    }
-
-    fn apply(sut: Sut, model: &Model, step: Step) -> Sut {
-        sut.step(model, step)
-    }
-
-    fn check_invariants(sut: &Sut, _: &Model) {
-        sut.check();
-    }
-}
-
-struct MotoModel;
-
-impl StateMachineTest for MotoModel {
-    type SystemUnderTest = Sut;
-    type Reference = Model;
-
-    fn init_test(model: &Model) -> Sut {
-        Sut::moto(model)
+        if MOTO {
+            Sut::moto(model)
+        } else {
+            Sut::memory(model)
+        }
     }
 
     fn apply(sut: Sut, model: &Model, step: Step) -> Sut {
@@ -1610,7 +1596,7 @@ prop_state_machine! {
 
     /// Random sequences on MemoryStore, in a random concurrency mode each.
     #[test]
-    fn layer_matches_the_model_on_memory(sequential 1..24 => MemoryModel);
+    fn layer_matches_the_model_on_memory(sequential 1..24 => ModelOn<false>);
 }
 
 prop_state_machine! {
@@ -1619,7 +1605,7 @@ prop_state_machine! {
     /// Random sequences on the local DynamoDB (a fresh table each), in a random concurrency
     /// mode each.
     #[test]
-    fn layer_matches_the_model_on_moto(sequential 1..24 => MotoModel);
+    fn layer_matches_the_model_on_moto(sequential 1..24 => ModelOn<true>);
 }
 
 /// Runs one fixed sequence on MemoryStore with every known bug checked.

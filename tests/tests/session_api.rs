@@ -526,16 +526,19 @@ async fn a_failed_read_is_never_followed_by_a_write() {
 }
 
 #[tokio::test]
-async fn a_failed_write_follows_the_error_policy() {
+/// A data save is something the handler asked for (issue 18): unlike the gem, its failure is
+/// answered even with `raise_errors` off, and the stored session is left as it was.
+async fn a_failed_data_save_is_answered_whatever_the_policy() {
     let api = Api::new("failed_write_lenient", |l| l).await;
     let cookie = api.get("/counter", None).await.cookie();
     api.faults.set(&["UpdateItem"]);
     let reply = api.get("/counter", Some(&cookie)).await;
     assert_eq!(
         reply.status,
-        StatusCode::OK,
-        "soft error ignored, as the gem does by default"
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "a lost save is never answered 200"
     );
+    assert_eq!(reply.set_cookie(), None);
     api.faults.set(&[]);
     assert_eq!(
         api.get("/session", Some(&cookie)).await.body,

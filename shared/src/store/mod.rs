@@ -16,6 +16,7 @@ mod users;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::Client;
@@ -34,7 +35,7 @@ pub use self::backend::{
 use self::dynamodb::DynamoDbBackend;
 pub(crate) use self::dynamodb::number;
 pub use self::memory::MemoryStore;
-use self::payload::{Codec, Framed};
+use self::payload::{Codec, Framed, Opened, Refusal};
 pub use self::record::{EndedBy, SessionRecord};
 use self::record::{refusal, secs};
 pub use self::users::{UserSession, UserSessionPage};
@@ -92,6 +93,9 @@ struct Inner {
     client: Option<Client>,
     keys: Arc<KeyCell>,
     refresher: Option<Arc<Refresher>>,
+    /// Items refused instead of opened (see [`SessionStore::refused_items`]), shared by every
+    /// handle on this store.
+    refused: Arc<AtomicU64>,
     #[cfg(feature = "testing")]
     forced_ids: Arc<std::sync::Mutex<std::collections::VecDeque<[u8; 32]>>>,
 }
@@ -178,6 +182,7 @@ impl SessionStore {
                 client,
                 keys: Arc::new(KeyCell::new(keyring)),
                 refresher: None,
+                refused: Arc::default(),
                 #[cfg(feature = "testing")]
                 forced_ids: Default::default(),
             }),
@@ -237,6 +242,7 @@ impl SessionStore {
                 client: inner.client.clone(),
                 keys: inner.keys.clone(),
                 refresher: Some(Arc::new(Refresher::new(source, min_interval))),
+                refused: inner.refused.clone(),
                 #[cfg(feature = "testing")]
                 forced_ids: inner.forced_ids.clone(),
             }),
@@ -247,6 +253,16 @@ impl SessionStore {
     /// How many secret refreshes failed since the store was built.
     pub fn secret_refresh_failures(&self) -> u64 {
         self.inner.refresher.as_ref().map_or(0, |r| r.failures())
+    }
+
+    /// How many items [`load`](Self::load) refused to open since the store was built: with
+    /// sealing on, data that is not sealed (unless `accept_unsealed`), sealed data that does
+    /// not open for its session, or a stored `user_hash` that disagrees with the sealed user.
+    /// Each such item read as absent and was logged at WARN (without its content); a rising
+    /// count means someone writes to the table who should not (or a migration needs
+    /// `accept_unsealed`).
+    pub fn refused_items(&self) -> u64 {
+        self.inner.refused.load(Ordering::Relaxed)
     }
 
     /// Replaces the signing secrets: `current` signs from now on; it and `others` verify.
@@ -353,19 +369,36 @@ impl SessionStore {
     }
 
     /// Reads a `data` attribute of `id`'s session (see [`seal_data`](Self::seal_data)): its
-    /// data and bound user. Plain items written before sealing read too.
+    /// data and bound user. Unsealed forms open only with sealing off or `accept_unsealed`.
     ///
     /// # Errors
     ///
-    /// [`Error::MalformedItem`] when sealed data does not open for this id (it belongs to
-    /// another session), [`Error::Serialization`].
+    /// [`Error::MalformedItem`] when the data is refused (unsealed while sealing is on, or
+    /// sealed for another session) or does not decode, [`Error::Serialization`].
     pub fn open_data(
         &self,
         id: &SessionId,
         attribute: &str,
     ) -> Result<(SessionData, Option<String>)> {
-        let payload = self.codec().decode(attribute, id, &keys::table_key(id))?;
-        Ok((payload.data, payload.user))
+        match self.codec().decode(attribute, id, &keys::table_key(id))? {
+            Opened::Payload(payload) => Ok((payload.data, payload.user)),
+            Opened::Refused(refusal) => Err(Error::MalformedItem(refusal.reason().to_owned())),
+        }
+    }
+
+    /// `data` sealed as releases before the secret keyed the data key did (under the id
+    /// alone) — what a table writer holding their own cookie could compute. Test builds only:
+    /// it exists to prove that such data no longer opens.
+    #[cfg(feature = "testing")]
+    pub fn seal_data_with_id_only_key(
+        &self,
+        id: &SessionId,
+        data: &SessionData,
+        user: Option<&str>,
+    ) -> Result<String> {
+        let codec = self.codec();
+        let framed = codec.frame(data, user)?;
+        Ok(codec.encode_with(framed, &keys::id_only_data_key(id), &keys::table_key(id)))
     }
 
     /// A store sharing this one's backend and keys with other lifetime limits (the layer's
@@ -386,6 +419,7 @@ impl SessionStore {
                 client: inner.client.clone(),
                 keys: inner.keys.clone(),
                 refresher: inner.refresher.clone(),
+                refused: inner.refused.clone(),
                 #[cfg(feature = "testing")]
                 forced_ids: inner.forced_ids.clone(),
             }),
@@ -439,19 +473,32 @@ impl SessionStore {
             tracing::debug!("session not found");
             return Ok(None);
         };
-        let payload = match self.codec().decode(&item.data, id, &key) {
-            Ok(payload) => payload,
+        let opened = self.codec().decode(&item.data, id, &key).map(|opened| match opened {
+            // The user binding lives in two places, the sealed frame and the indexed hash; a
+            // table writer may change the hash (and so which user's sign-out reaches the
+            // session) but cannot reseal the frame, so both must agree.
+            Opened::Payload(payload)
+                if item.user_hash
+                    != payload.user.as_deref().map(|user| keys::user_hash(id, user)) =>
+            {
+                Opened::Refused(Refusal::UserMismatch)
+            }
+            other => other,
+        });
+        let payload = match opened {
+            Ok(Opened::Payload(payload)) => payload,
+            Ok(Opened::Refused(refusal)) => {
+                self.free_unreadable(&key, lock).await;
+                let refused = self.inner.refused.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::warn!(
+                    reason = refusal.reason(),
+                    refused,
+                    "session item refused: it reads as absent"
+                );
+                return Ok(None);
+            }
             Err(error) => {
-                // Unreadable, but possibly locked by us: free it for whoever can fix it.
-                if let Some(token) = lock {
-                    let _ = self
-                        .bounded(self.inner.backend.update(
-                            &key,
-                            &Changes::default(),
-                            &Guard::Lock(token.0),
-                        ))
-                        .await;
-                }
+                self.free_unreadable(&key, lock).await;
                 return Err(error);
             }
         };
@@ -462,6 +509,20 @@ impl SessionStore {
             return Ok(None);
         }
         Ok(Some(record))
+    }
+
+    /// Releases the lock this request took on an item it cannot open, for whoever can fix
+    /// it; a failure leaves the lock to expire.
+    async fn free_unreadable(&self, key: &str, lock: Option<record::LockToken>) {
+        if let Some(token) = lock {
+            let _ = self
+                .bounded(
+                    self.inner
+                        .backend
+                        .update(key, &Changes::default(), &Guard::Lock(token.0)),
+                )
+                .await;
+        }
     }
 
     /// The session's item as stored — lock, version and expiry included, data still encoded —

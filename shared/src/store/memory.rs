@@ -156,6 +156,9 @@ impl SessionBackend for MemoryStore {
         if let Some(user_hash) = &changes.user_hash {
             item.user_hash.clone_from(user_hash);
         }
+        if let Some(bound_at) = changes.bound_at {
+            item.bound_at = bound_at;
+        }
         if changes.bump_version {
             item.version = Some(item.version.unwrap_or(0) + 1);
         }

@@ -503,6 +503,14 @@ impl SessionStore {
             }
         };
         let record = SessionRecord::from_stored(&item, payload, lock);
+        if self.revoked(&item).await? {
+            // Ended for good: a sign-out everywhere reached it through the marker only (the
+            // index had not shown it, or a renewal made it after the index was read).
+            tracing::debug!("session bound before a sign-out everywhere: ended");
+            self.bounded(self.inner.backend.delete(&key, &Guard::None))
+                .await?;
+            return Ok(None);
+        }
         if record.is_expired(&self.inner.config, now()) {
             tracing::debug!("session found but expired");
             self.release(id, &record).await?;
@@ -573,10 +581,14 @@ impl SessionStore {
                 max_stale,
                 user: user.map(str::to_owned),
                 lock: None,
+                bound_user: None,
+                bound_at: None,
             };
             record.expire_at = self.expire_at(&record, now);
             let key = keys::table_key(&id);
             let item = self.stored(&id, &key, framed.clone(), &record);
+            record.bound_at = item.bound_at;
+            record.bound_user = record.user.clone();
             if self.bounded(self.inner.backend.insert(&key, &item)).await? {
                 return Ok((id, record));
             }
@@ -624,6 +636,8 @@ impl SessionStore {
                 expire_at: self.expire_at(record, now),
                 version: Some(1),
                 lock: None,
+                bound_at: record.binding_at(now_ms()),
+                bound_user: record.user.clone(),
                 ..record.clone()
             };
             let key = keys::table_key(&id);
@@ -667,6 +681,9 @@ impl SessionStore {
             expire_at: Some(expire_at),
             max_stale: Some(record.max_stale.map(|d| d.as_secs())),
             user_hash: Some(record.user.as_deref().map(|user| keys::user_hash(id, user))),
+            // Only a new binding is written: a kept one may have been moved forward by a
+            // sign-out everywhere that spared this session since it was read.
+            bound_at: record.rebinds().then(|| record.binding_at(now_ms())),
             bump_version: true,
         };
         self.write(id, &changes, &record.save_guard(&self.inner.config, true))
@@ -676,6 +693,8 @@ impl SessionStore {
             expire_at,
             version: Some(record.version.unwrap_or(0) + 1),
             lock: None,
+            bound_at: changes.bound_at.unwrap_or(record.bound_at),
+            bound_user: record.user.clone(),
             ..record.clone()
         })
     }
@@ -859,6 +878,7 @@ impl SessionStore {
             version: record.version,
             max_stale: record.max_stale.map(|d| d.as_secs()),
             user_hash: record.user.as_deref().map(|user| keys::user_hash(id, user)),
+            bound_at: record.binding_at(now_ms()),
             lock: None,
         }
     }
@@ -877,6 +897,14 @@ impl SessionStore {
             (a, b) => a.or(b),
         }
     }
+}
+
+/// Unix milliseconds now.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 /// Unix seconds now.
@@ -953,6 +981,8 @@ mod tests {
             max_stale: None,
             user: None,
             lock: None,
+            bound_user: None,
+            bound_at: None,
         };
         let err = store.save(&id, &record).await.unwrap_err();
         assert!(matches!(err, Error::SessionTooLarge { .. }), "{err:?}");

@@ -282,6 +282,17 @@ impl SessionBackend for DynamoDbBackend {
             }
             None => {}
         }
+        match changes.bound_at {
+            Some(Some(ms)) => {
+                e.name("#bound", item::BOUND_AT)
+                    .value(":bound", number(ms))
+                    .set("#bound = :bound");
+            }
+            Some(None) => {
+                e.name("#bound", item::BOUND_AT).remove("#bound");
+            }
+            None => {}
+        }
         if changes.bump_version {
             e.name("#version", VERSION)
                 .value(":zero", unsigned(0))

@@ -49,7 +49,7 @@ const MARKER_TTL_UNLIMITED: std::time::Duration = std::time::Duration::from_secs
 
 /// The table key of the revocation marker for the user index value `user_hash`.
 fn marker_key(user_hash: &str) -> String {
-    format!("revoked.{user_hash}")
+    format!("{}{user_hash}", SessionStore::REVOCATION_MARKER_PREFIX)
 }
 
 /// One of a user's live sessions, as a device list shows it.
@@ -158,6 +158,11 @@ impl Pages {
 }
 
 impl SessionStore {
+    /// How the table keys of revocation markers begin (see the [module documentation](self)):
+    /// items under such a key are not sessions, and tools that count or list sessions skip
+    /// them. They carry no user id, no data and no `user_hash`, and expire by TTL.
+    pub const REVOCATION_MARKER_PREFIX: &'static str = "revoked.";
+
     /// One page of `user`'s live sessions; `current` marks the asking request's session.
     /// Start with `cursor: None` and pass each page's [`next`](UserSessionPage::next) back.
     ///

@@ -72,11 +72,19 @@ async fn one_race(store: &SessionStore, user: &str) -> u64 {
     while renewals.load(Ordering::SeqCst) < 2 && !running.is_finished() {
         tokio::task::yield_now().await;
     }
-    store.revoke_user_sessions(user, Some(&owner)).await.unwrap();
+    store
+        .revoke_user_sessions(user, Some(&owner))
+        .await
+        .unwrap();
     stop.store(true, Ordering::SeqCst);
     running.await.unwrap();
-    for id in held.lock().unwrap().clone() {
-        assert_eq!(store.load(&id).await.unwrap(), None, "a thief's session survived");
+    let held = held.lock().unwrap().clone();
+    for id in held {
+        assert_eq!(
+            store.load(&id).await.unwrap(),
+            None,
+            "a thief's session survived"
+        );
     }
     assert!(
         store.load(&owner).await.unwrap().is_some(),
@@ -116,7 +124,10 @@ async fn sessions_the_index_does_not_show_yet_do_not_open() {
     let (unseen, _) = bound(&store, "ann").await;
     // Both were just written: the index shows neither.
     assert_eq!(
-        store.revoke_user_sessions("ann", Some(&kept)).await.unwrap(),
+        store
+            .revoke_user_sessions("ann", Some(&kept))
+            .await
+            .unwrap(),
         0
     );
     assert_eq!(store.load(&unseen).await.unwrap(), None);
@@ -174,7 +185,10 @@ async fn busy_sessions_do_not_stop_a_sign_out_on_dynamodb() {
 async fn what_is_bound_after_a_sign_out_opens(store: SessionStore) {
     let (kept, _) = bound(&store, "ann").await;
     let (old, _) = bound(&store, "ann").await;
-    store.revoke_user_sessions("ann", Some(&kept)).await.unwrap();
+    store
+        .revoke_user_sessions("ann", Some(&kept))
+        .await
+        .unwrap();
     assert_eq!(store.load(&old).await.unwrap(), None);
     let mut record = store.load(&kept).await.unwrap().unwrap();
     record.data.insert("after".into(), json!(true));
@@ -187,7 +201,10 @@ async fn what_is_bound_after_a_sign_out_opens(store: SessionStore) {
     );
     tokio::time::sleep(Duration::from_millis(5)).await;
     let (again, _) = bound(&store, "ann").await;
-    assert!(store.load(&again).await.unwrap().is_some(), "a new login opens");
+    assert!(
+        store.load(&again).await.unwrap().is_some(),
+        "a new login opens"
+    );
 }
 
 #[tokio::test]

@@ -158,7 +158,9 @@ impl Raw {
         match self {
             Raw::Dynamo(table) => table.store(configure),
             Raw::Memory(memory) => SessionStore::with_backend(
-                configure(Config::builder().secret_key(SECRET)).build().unwrap(),
+                configure(Config::builder().secret_key(SECRET))
+                    .build()
+                    .unwrap(),
                 memory.clone(),
             )
             .unwrap(),

@@ -473,18 +473,24 @@ impl SessionStore {
             tracing::debug!("session not found");
             return Ok(None);
         };
-        let opened = self.codec().decode(&item.data, id, &key).map(|opened| match opened {
-            // The user binding lives in two places, the sealed frame and the indexed hash; a
-            // table writer may change the hash (and so which user's sign-out reaches the
-            // session) but cannot reseal the frame, so both must agree.
-            Opened::Payload(payload)
-                if item.user_hash
-                    != payload.user.as_deref().map(|user| keys::user_hash(id, user)) =>
-            {
-                Opened::Refused(Refusal::UserMismatch)
-            }
-            other => other,
-        });
+        let opened = self
+            .codec()
+            .decode(&item.data, id, &key)
+            .map(|opened| match opened {
+                // The user binding lives in two places, the sealed frame and the indexed hash; a
+                // table writer may change the hash (and so which user's sign-out reaches the
+                // session) but cannot reseal the frame, so both must agree.
+                Opened::Payload(payload)
+                    if item.user_hash
+                        != payload
+                            .user
+                            .as_deref()
+                            .map(|user| keys::user_hash(id, user)) =>
+                {
+                    Opened::Refused(Refusal::UserMismatch)
+                }
+                other => other,
+            });
         let payload = match opened {
             Ok(Opened::Payload(payload)) => payload,
             Ok(Opened::Refused(refusal)) => {

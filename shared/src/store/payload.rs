@@ -354,8 +354,14 @@ mod tests {
             (opened.data, opened.user.as_deref()),
             (payload, Some("ann"))
         );
-        assert!(open(codec.decode(&text, &other, "key-1")).is_err(), "another id");
-        assert!(open(codec.decode(&text, &id, "key-2")).is_err(), "another item");
+        assert!(
+            open(codec.decode(&text, &other, "key-1")).is_err(),
+            "another id"
+        );
+        assert!(
+            open(codec.decode(&text, &id, "key-2")).is_err(),
+            "another item"
+        );
         let twice = codec.encode(codec.frame(&opened_data(), None).unwrap(), &id, "key-1");
         assert_ne!(
             twice,
@@ -416,7 +422,10 @@ mod tests {
         let with_user = codec.encode(codec.frame(&opened_data(), Some("ann")).unwrap(), &id, "k");
         assert!(with_user.starts_with(FRAMED));
         assert_eq!(
-            open(codec.decode(&with_user, &id, "k")).unwrap().user.as_deref(),
+            open(codec.decode(&with_user, &id, "k"))
+                .unwrap()
+                .user
+                .as_deref(),
             Some("ann")
         );
     }

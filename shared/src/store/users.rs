@@ -293,7 +293,10 @@ impl SessionStore {
             bound_at: Some(revoked_at),
             ..StoredItem::default()
         };
-        if self.bounded(self.inner.backend.insert(&key, &marker)).await? {
+        if self
+            .bounded(self.inner.backend.insert(&key, &marker))
+            .await?
+        {
             return Ok(());
         }
         let changes = Changes {

@@ -157,6 +157,7 @@ mod tests {
             version: Some(4),
             max_stale: Some(3600),
             user_hash: Some("h".into()),
+            bound_at: Some(1_700_000_000_123),
             lock: None,
         };
         let item = to_item("session_id", "k", &stored);

@@ -156,16 +156,6 @@ pub enum Error {
         reason: String,
     },
 
-    /// Garbage collection was asked for with both `max_age` and `max_stale` explicitly set to
-    /// no limit. Nothing was deleted: DynamoDB's TTL already removes sessions whose `expire_at` has passed, and
-    /// a collector without a limit would only repeat it (the Ruby gem scanned the whole table
-    /// with an empty filter instead).
-    #[error(
-        "garbage collection needs a limit: max_age (AWS_DYNAMO_DB_SESSION_MAX_AGE) and \
-         max_stale (AWS_DYNAMO_DB_SESSION_MAX_STALE) are both `none`; nothing was deleted"
-    )]
-    NoGarbageLimits,
-
     /// The table has no user index (`user_hash-index`), so a user's sessions cannot be
     /// listed or revoked. [`SessionTable::update`](crate::SessionTable::update) (or the
     /// custom resource's next update) adds it.
@@ -241,7 +231,6 @@ impl Error {
             Error::TtlConflict { .. } => "TtlConflict",
             Error::TableKeyMismatch { .. } => "TableKeyMismatch",
             Error::TableNotReady { .. } => "TableNotReady",
-            Error::NoGarbageLimits => "NoGarbageLimits",
             Error::UserIndexMissing { .. } => "UserIndexMissing",
             Error::DynamoDb(_) => "DynamoDb",
             Error::Backend(_) => "Backend",

@@ -42,7 +42,17 @@ impl Backend for DynamoDb {
     }
 
     async fn count(&self) -> usize {
-        self.0.items().await.len()
+        // Revocation markers are items, not sessions.
+        self.0
+            .items()
+            .await
+            .iter()
+            .filter(|item| {
+                !item["session_id"]
+                    .as_s()
+                    .is_ok_and(|key| key.starts_with(SessionStore::REVOCATION_MARKER_PREFIX))
+            })
+            .count()
     }
 }
 

@@ -10,9 +10,8 @@
 //! backend fails once: throttling, a 5xx, or a write whose response is lost after it applied.
 //!
 //! Replaying: `MODEL_SEED=<n>` fixes the seed (default 20261203), `MODEL_CASES=<n>` the number
-//! of sequences (default 500); `MODEL_KNOWN_BUGS=none` also checks the invariants listed in
-//! [`KNOWN_BUGS`] (`MODEL_KNOWN_BUGS=first_login` checks all but that one). `./scripts/test`
-//! prints the random seed it ran with; a failure is shrunk to a minimal sequence.
+//! of sequences (default 500). `./scripts/test` prints the random seed it ran with; a failure
+//! is shrunk to a minimal sequence.
 //!
 //! Time: the library reads the system clock and has no clock hook, so the harness moves time
 //! by ageing what is stored instead: every timestamp of every item (created, updated,
@@ -50,59 +49,6 @@ use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 use tower::{Layer, ServiceExt, service_fn};
-
-/// Invariants the library breaks on this branch, fixed in parallel (issue 18 items 1 and 2).
-/// While a bug is listed here the model expects the library's current behaviour on its path;
-/// `MODEL_KNOWN_BUGS=none` checks the fixed behaviour anyway. DELETE an entry (and then this
-/// list, `Bugs` and the `bugs.*` branches) once its fix is merged.
-const KNOWN_BUGS: &[KnownBug] = &[KnownBug::RevokeCountsExpired];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum KnownBug {
-    /// `set_user` / `set_max_stale` on a session with no data count as emptying it: a login
-    /// as the first request writes nothing and sends no cookie (item 1).
-    FirstLogin,
-    /// A failed write of an explicit operation (destroy, renew, set_user, emptying) goes
-    /// through the soft-error policy: the handler's 2xx stands (item 2).
-    SoftExplicitWrite,
-    /// `revoke_other_sessions` counts, and `revoke_session` reports found, a session of the
-    /// user that had already expired but was not yet collected (found by this checker; not
-    /// part of the parallel fixes).
-    RevokeCountsExpired,
-}
-
-impl KnownBug {
-    fn name(self) -> &'static str {
-        match self {
-            KnownBug::FirstLogin => "first_login",
-            KnownBug::SoftExplicitWrite => "soft_explicit_write",
-            KnownBug::RevokeCountsExpired => "revoke_counts_expired",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Bugs {
-    first_login: bool,
-    soft_explicit: bool,
-    revoke_expired: bool,
-}
-
-impl Bugs {
-    fn from_env() -> Bugs {
-        // `none`, or the bugs to keep tolerating, e.g. `first_login` (the others are checked).
-        let listed = std::env::var("MODEL_KNOWN_BUGS").ok();
-        let known = |bug: KnownBug| match &listed {
-            None => KNOWN_BUGS.contains(&bug),
-            Some(list) => list.split(',').any(|name| name.trim() == bug.name()),
-        };
-        Bugs {
-            first_login: known(KnownBug::FirstLogin),
-            soft_explicit: known(KnownBug::SoftExplicitWrite),
-            revoke_expired: known(KnownBug::RevokeCountsExpired),
-        }
-    }
-}
 
 const CLIENTS: usize = 3;
 const USERS: u8 = 2;
@@ -287,7 +233,6 @@ struct Jar {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Model {
     mode: Concurrency,
-    bugs: Bugs,
     now: i64,
     sessions: Vec<Sess>,
     jars: Vec<Jar>,
@@ -329,7 +274,6 @@ impl Model {
     fn new(mode: Concurrency) -> Model {
         Model {
             mode,
-            bugs: Bugs::from_env(),
             now: 0,
             sessions: Vec::new(),
             jars: vec![Jar::default(); CLIENTS],
@@ -373,11 +317,9 @@ impl Model {
         self.sessions.len() - 1
     }
 
-    /// The user's sessions a revocation ends: the live ones, and (known bug) the expired
-    /// ones still stored.
+    /// The user's sessions a revocation ends (and counts): the live ones.
     fn revocable(&self, t: usize, user: u8) -> bool {
-        let sess = &self.sessions[t];
-        sess.user == Some(user) && (self.live(t) || (self.bugs.revoke_expired && !sess.ended))
+        self.sessions[t].user == Some(user) && self.live(t)
     }
 
     fn live_of(&self, user: u8) -> Vec<usize> {
@@ -548,13 +490,12 @@ impl Model {
             Fault::Write(f) => Some(f),
             _ => None,
         };
-        let emptied =
-            changed && data.is_empty() && (self.bugs.first_login || (user.is_none() && !own));
+        let emptied = changed && data.is_empty() && user.is_none() && !own;
         // What a failed write answers, given what it carried.
-        let fails = |p: &mut Predicted, kind: Write, bugs: Bugs| {
+        let fails = |p: &mut Predicted, kind: Write| {
             p.status = match kind {
-                Write::Explicit if !bugs.soft_explicit => Status::Layer,
-                Write::Explicit | Write::Implicit => Status::Handler(obs.clone()),
+                Write::Explicit => Status::Layer,
+                Write::Implicit => Status::Handler(obs.clone()),
                 Write::Plain => Status::HandlerOrLayer(obs.clone()),
             };
         };
@@ -583,7 +524,7 @@ impl Model {
             }
             match write_fault {
                 None => p.removed = true,
-                Some(_) => fails(&mut p, Write::Explicit, self.bugs),
+                Some(_) => fails(&mut p, Write::Explicit),
             }
             return p;
         }
@@ -610,7 +551,7 @@ impl Model {
                     } else {
                         Write::Plain
                     };
-                    fails(&mut p, kind, self.bugs);
+                    fails(&mut p, kind);
                 }
             }
             Some(s) => {
@@ -629,7 +570,7 @@ impl Model {
                         }
                     }
                     if write_fault.is_some() {
-                        fails(&mut p, Write::Explicit, self.bugs);
+                        fails(&mut p, Write::Explicit);
                     }
                 } else if changed || touch_due {
                     p.write_fault_fires = write_fault.is_some();
@@ -646,7 +587,7 @@ impl Model {
                         } else {
                             Write::Implicit
                         };
-                        fails(&mut p, kind, self.bugs);
+                        fails(&mut p, kind);
                     }
                 } else if self.mode == Concurrency::Pessimistic {
                     // The lock's release; a failed one is retried at once by the cleanup.
@@ -817,7 +758,10 @@ impl Faulty {
         self.inner
             .items_snapshot()
             .iter()
-            .filter(|(_, item)| item.expire_at.is_none_or(|t| t > now))
+            .filter(|(key, item)| {
+                !key.starts_with(SessionStore::REVOCATION_MARKER_PREFIX)
+                    && item.expire_at.is_none_or(|t| t > now)
+            })
             .count()
     }
 }
@@ -984,6 +928,10 @@ impl Moto {
             .items()
             .await
             .iter()
+            .filter(|item| {
+                !matches!(item.get("session_id"), Some(AttributeValue::S(key))
+                    if key.starts_with(SessionStore::REVOCATION_MARKER_PREFIX))
+            })
             .filter(|item| match item.get(EXPIRE_AT) {
                 Some(AttributeValue::N(n)) => n.parse::<i64>().unwrap() > now,
                 _ => true,
@@ -1608,14 +1556,9 @@ prop_state_machine! {
     fn layer_matches_the_model_on_moto(sequential 1..24 => ModelOn<true>);
 }
 
-/// Runs one fixed sequence on MemoryStore with every known bug checked.
+/// Runs one fixed sequence on MemoryStore.
 fn replay_strict(mode: Concurrency, steps: &[Step]) {
     let mut model = Model::new(mode);
-    model.bugs = Bugs {
-        first_login: false,
-        soft_explicit: false,
-        revoke_expired: false,
-    };
     let mut sut = Sut::memory(&model);
     for step in steps {
         model = <Model as ReferenceStateMachine>::apply(model, step);
@@ -1652,6 +1595,36 @@ fn a_logout_whose_delete_is_throttled_is_not_a_success() {
                     vec![Act::Destroy],
                     Fault::Write(WriteFault::Throttle),
                 ),
+            ],
+        );
+    }
+}
+
+/// Found by this checker once sign-out everywhere wrote revocation markers: a login that signs
+/// out the user's other sessions in its first request, and a kept session renewed in the
+/// request that signed out the others, were ended by the marker of their own sign-out.
+#[test]
+fn the_session_kept_by_a_sign_out_everywhere_survives_it() {
+    for mode in [
+        Concurrency::None,
+        Concurrency::Optimistic,
+        Concurrency::Pessimistic,
+    ] {
+        replay_strict(
+            mode,
+            &[
+                ok_request(
+                    Pick::NoCookie,
+                    vec![Act::SetUser(0), Act::RevokeOthers],
+                    Fault::None,
+                ),
+                ok_request(Pick::Current, vec![Act::Read("a")], Fault::None),
+                ok_request(
+                    Pick::Current,
+                    vec![Act::RevokeOthers, Act::Renew],
+                    Fault::None,
+                ),
+                ok_request(Pick::Current, vec![Act::List], Fault::None),
             ],
         );
     }

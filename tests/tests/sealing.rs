@@ -1,10 +1,16 @@
-//! Session data only the cookie can open: a table dump shows no data, no user id and no
-//! cookie; sealed data copied to another item does not open; items written in plain text
-//! before sealing still load and are sealed on their next write.
+//! Session data only the cookie can open and only the secret can seal: a table dump shows no
+//! data, no user id and no cookie; sealed data copied to another item does not open; with
+//! sealing on, data a table writer put in an item (plain, an unsealed frame, or sealed with
+//! the old id-only key) does not open, and a stored user hash that disagrees with the sealed
+//! user does not either; with `accept_unsealed`, items written in plain text load and are
+//! sealed on their next write.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use dynamodb_session_store::{Error, RequestSessionExt, SessionLayer};
-use integration_tests::{TestTable, data, incompressible};
+use dynamodb_session_store::{
+    Changes, Config, ConfigBuilder, Error, Guard, MemoryStore, RequestSessionExt, SessionBackend,
+    SessionLayer, SessionStore,
+};
+use integration_tests::{SECRET, TestTable, data, incompressible};
 use lambda_http::http::{Request, Response, header};
 use lambda_http::tower::{Layer, ServiceExt, service_fn};
 use serde_json::json;
@@ -87,8 +93,8 @@ async fn sealed_data_moved_to_another_item_does_not_open() {
         .send()
         .await
         .unwrap();
-    let err = store.load(&b).await.unwrap_err();
-    assert!(matches!(err, Error::MalformedItem(_)), "{err:?}");
+    assert_eq!(store.load(&b).await.unwrap(), None, "reads as absent");
+    assert_eq!(store.refused_items(), 1, "and is counted");
     assert_eq!(store.load(&a).await.unwrap().unwrap().data["owner"], "a");
 }
 
@@ -105,7 +111,8 @@ async fn plain_items_from_before_load_and_are_sealed_on_their_next_write() {
     };
     assert_eq!(raw(table.items().await), r#"{"cart":["apple"]}"#);
 
-    let sealing = table.store(|c| c);
+    assert_eq!(table.store(|c| c).load(&id).await.unwrap(), None);
+    let sealing = table.store(|c| c.accept_unsealed(true));
     let mut record = sealing.load(&id).await.unwrap().unwrap();
     assert_eq!(record.data["cart"], json!(["apple"]));
     record.data.insert("cart".into(), json!(["apple", "pear"]));
@@ -138,4 +145,165 @@ async fn large_sessions_are_stored_compressed() {
         "stored {stored} bytes of {serialized}"
     );
     assert_eq!(store.load(&id).await.unwrap().unwrap().data, session);
+}
+
+/// Where one session's item can be written directly, as a table writer would.
+enum Raw {
+    Dynamo(TestTable),
+    Memory(MemoryStore),
+}
+
+impl Raw {
+    fn store(&self, configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> SessionStore {
+        match self {
+            Raw::Dynamo(table) => table.store(configure),
+            Raw::Memory(memory) => SessionStore::with_backend(
+                configure(Config::builder().secret_key(SECRET))
+                    .build()
+                    .unwrap(),
+                memory.clone(),
+            )
+            .unwrap(),
+        }
+    }
+
+    /// The only item's table key.
+    async fn key(&self) -> String {
+        match self {
+            Raw::Dynamo(table) => {
+                let items = table.items().await;
+                assert_eq!(items.len(), 1);
+                items[0]["session_id"].as_s().unwrap().clone()
+            }
+            Raw::Memory(memory) => {
+                let items = memory.items_snapshot();
+                assert_eq!(items.len(), 1);
+                items[0].0.clone()
+            }
+        }
+    }
+
+    async fn set(&self, attribute: &str, value: &str) {
+        let key = self.key().await;
+        match self {
+            Raw::Dynamo(table) => {
+                table
+                    .client
+                    .update_item()
+                    .table_name(&table.name)
+                    .key("session_id", AttributeValue::S(key))
+                    .update_expression("SET #a = :v")
+                    .expression_attribute_names("#a", attribute)
+                    .expression_attribute_values(":v", AttributeValue::S(value.to_owned()))
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            Raw::Memory(memory) => {
+                let changes = match attribute {
+                    "data" => Changes {
+                        data: Some(value.to_owned()),
+                        ..Changes::default()
+                    },
+                    "user_hash" => Changes {
+                        user_hash: Some(Some(value.to_owned())),
+                        ..Changes::default()
+                    },
+                    other => panic!("no raw write of {other}"),
+                };
+                memory.update(&key, &changes, &Guard::None).await.unwrap();
+            }
+        }
+    }
+
+    async fn data(&self) -> String {
+        match self {
+            Raw::Dynamo(table) => table.items().await[0]["data"].as_s().unwrap().clone(),
+            Raw::Memory(memory) => memory.items_snapshot()[0].1.data.clone(),
+        }
+    }
+}
+
+/// The acceptance test: what a table writer puts in an item does not open with sealing on;
+/// with `accept_unsealed` the unsealed forms open and the next write seals them.
+async fn table_writers_cannot_forge(raw: Raw) {
+    let strict = raw.store(|c| c);
+    let migrating = raw.store(|c| c.accept_unsealed(true));
+    let (id, _) = strict.create(&data(json!({"role": "user"}))).await.unwrap();
+    let forged = data(json!({"role": "admin"}));
+    let plain = serde_json::to_string(&forged).unwrap();
+    // Compressing everything makes an unsealed store write a `p1.` frame.
+    let frame = raw
+        .store(|c| c.seal_data(false).compress_above(Some(0)))
+        .seal_data(&id, &forged, None)
+        .unwrap();
+    assert!(frame.starts_with("p1."), "{frame}");
+    let id_only = strict
+        .seal_data_with_id_only_key(&id, &forged, None)
+        .unwrap();
+    assert!(id_only.starts_with("s1."), "{id_only}");
+
+    for (n, (form, text)) in [("plain", &plain), ("frame", &frame), ("id-only", &id_only)]
+        .into_iter()
+        .enumerate()
+    {
+        raw.set("data", text).await;
+        assert_eq!(strict.load(&id).await.unwrap(), None, "{form}");
+        assert_eq!(strict.refused_items(), n as u64 + 1, "{form} is counted");
+    }
+    // The old id-only key is the forgery path: no switch opens it.
+    assert_eq!(migrating.load(&id).await.unwrap(), None);
+
+    for (form, text) in [("plain", &plain), ("frame", &frame)] {
+        raw.set("data", text).await;
+        let mut record = migrating.load(&id).await.unwrap().expect(form);
+        assert_eq!(record.data["role"], "admin", "{form}");
+        record.data.insert("seen".into(), json!(form));
+        migrating.save(&id, &record).await.unwrap();
+        let stored = raw.data().await;
+        assert!(
+            stored.starts_with("s1.") && !stored.contains("admin"),
+            "{form} re-sealed: {stored}"
+        );
+        assert_eq!(
+            strict.load(&id).await.unwrap().expect(form).data["seen"],
+            form
+        );
+    }
+}
+
+/// The user binding is in the sealed frame and in the indexed hash: a writer who changes the
+/// hash (to another user's, say) makes the session not open.
+async fn a_user_hash_that_disagrees_does_not_open(raw: Raw) {
+    let store = raw.store(|c| c);
+    let (id, mut record) = store.create(&data(json!({}))).await.unwrap();
+    record.user = Some("ann".into());
+    store.save(&id, &record).await.unwrap();
+    assert_eq!(
+        store.load(&id).await.unwrap().unwrap().user.as_deref(),
+        Some("ann")
+    );
+    raw.set("user_hash", "another-users-hash").await;
+    assert_eq!(store.load(&id).await.unwrap(), None);
+    assert_eq!(store.refused_items(), 1);
+}
+
+#[tokio::test]
+async fn table_writers_cannot_forge_on_dynamodb() {
+    table_writers_cannot_forge(Raw::Dynamo(TestTable::new("forge").await)).await;
+}
+
+#[tokio::test]
+async fn table_writers_cannot_forge_in_memory() {
+    table_writers_cannot_forge(Raw::Memory(MemoryStore::new())).await;
+}
+
+#[tokio::test]
+async fn a_user_hash_that_disagrees_does_not_open_on_dynamodb() {
+    a_user_hash_that_disagrees_does_not_open(Raw::Dynamo(TestTable::new("user_hash").await)).await;
+}
+
+#[tokio::test]
+async fn a_user_hash_that_disagrees_does_not_open_in_memory() {
+    a_user_hash_that_disagrees_does_not_open(Raw::Memory(MemoryStore::new())).await;
 }

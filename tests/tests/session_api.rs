@@ -1218,6 +1218,9 @@ async fn the_budget_is_the_functions_own_timeout_when_the_invocation_reports_lon
         c.concurrency(Concurrency::Pessimistic)
             .lock_expiry_time(Duration::from_secs(60))
             .lock_max_wait_time(Duration::from_secs(30))
+            // The waiter gives up when its next retry (at most 1.25 delays) would pass the
+            // budget: a short delay keeps that within the slack below.
+            .lock_retry_delay(Duration::from_millis(100))
     };
     let api = Api::with_store("own_timeout", locking, |l| l).await;
     let cookie = api.get("/counter", None).await.cookie();

@@ -78,6 +78,9 @@ impl ConfigBuilder {
         touch_after: Duration;
         /// Seal session data so only the cookie's holder can read it (default on).
         seal_data: bool;
+        /// Migration switch: with sealing on, still open unsealed items (default off; see
+        /// [`Config::accept_unsealed`]).
+        accept_unsealed: bool;
         /// Compress serialized data above this many bytes (`None`: never).
         compress_above: Option<usize>;
     }
@@ -223,6 +226,7 @@ impl ConfigBuilder {
             config_file: file_path,
             touch_after: merged.touch_after.unwrap_or(Duration::from_secs(60)),
             seal_data: merged.seal_data.unwrap_or(true),
+            accept_unsealed: merged.accept_unsealed.unwrap_or(false),
             compress_above: merged
                 .compress_above
                 .unwrap_or(Some(DEFAULT_COMPRESS_ABOVE)),

@@ -253,11 +253,19 @@ pub struct Config {
     /// An unchanged session is written again (to push its expiry forward) only when its last
     /// write is older than this. Default 60 s; capped at a tenth of `max_stale`.
     pub touch_after: Duration,
-    /// Seal each session's `data` (AES-256-GCM-SIV, keyed from the session id, bound to
-    /// the item's key) so that only a request carrying the cookie can read it: neither a
-    /// table dump nor the signing secret reveals session data. Default `true`; items written
-    /// in plain text are still read and are sealed on their next write.
+    /// Seal each session's `data` (AES-256-GCM-SIV, keyed from both the session id and the
+    /// secret, bound to the item's key) so that only a request carrying the cookie can read
+    /// it and nobody without the secret can forge it: neither a table dump with the secret
+    /// nor table write access with one's own cookie opens or forges a session. Default
+    /// `true`. With it on, an item whose data is not sealed (written before sealing, or by a
+    /// table writer) reads as absent unless [`accept_unsealed`](Self::accept_unsealed).
     pub seal_data: bool,
+    /// Migration switch, off by default: with sealing on, still open items whose `data` is
+    /// unsealed (plain serializer text, or a `p1.` frame, as written with `seal_data: false`
+    /// or before sealing existed); their next write seals them. While it is on, anyone who
+    /// can write to the table can forge such an item's data, so turn it on only while old
+    /// items are being re-sealed, then off again.
+    pub accept_unsealed: bool,
     /// Serialized data above this many bytes is LZ4-compressed before sealing (DynamoDB bills
     /// writes per KB). Default [`DEFAULT_COMPRESS_ABOVE`]; `None` never compresses.
     pub compress_above: Option<usize>,
@@ -289,6 +297,7 @@ impl fmt::Debug for Config {
             .field("config_file", &self.config_file)
             .field("touch_after", &self.touch_after)
             .field("seal_data", &self.seal_data)
+            .field("accept_unsealed", &self.accept_unsealed)
             .field("compress_above", &self.compress_above)
             .field("dynamo_db_client", &self.dynamo_db_client.is_some())
             .finish()

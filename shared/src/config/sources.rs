@@ -55,6 +55,7 @@ const CONFIG_OPTIONS: &[&str] = &[
     "config_file",
     "touch_after",
     "seal_data",
+    "accept_unsealed",
     "compress_above",
 ];
 
@@ -85,6 +86,7 @@ pub(super) struct Settings {
     pub(super) config_file: Option<PathBuf>,
     pub(super) touch_after: Option<Duration>,
     pub(super) seal_data: Option<bool>,
+    pub(super) accept_unsealed: Option<bool>,
     pub(super) compress_above: Option<Option<usize>>,
     /// Option name → where its value came from (variable, `file:key`, builder method).
     pub(super) origins: BTreeMap<String, String>,
@@ -118,6 +120,7 @@ impl Settings {
             config_file,
             touch_after,
             seal_data,
+            accept_unsealed,
             compress_above
         )
     }
@@ -227,6 +230,7 @@ impl Settings {
             }
             "config_file" => self.config_file = Some(PathBuf::from(value)),
             "seal_data" => self.seal_data = Some(parse_bool(value, origin)?),
+            "accept_unsealed" => self.accept_unsealed = Some(parse_bool(value, origin)?),
             "compress_above" => {
                 self.compress_above = Some(if value.eq_ignore_ascii_case("none") {
                     None

@@ -12,8 +12,10 @@
 //!
 //! Two more keys come from each secret: one hashes user ids for the user index (the table holds
 //! `HMAC(k_user, user id)`, never the id), one turns a table key into an opaque per-session
-//! handle. The key that seals a session's data comes from the raw id alone — see
-//! [`data_key`] — so only the holder of the cookie can open it.
+//! handle. The key that seals a session's data is keyed by a fifth key from the secret and
+//! takes the raw id as input — see [`data_key`] — so it needs both the cookie and the
+//! secret: a dump with the secret opens nothing, and table write access with one's own
+//! cookie forges nothing.
 //!
 //! The secrets can be replaced while the process runs ([`refresh`]): an id keeps the keys that
 //! verified it, so a replacement between two steps of one request changes nothing for it.
@@ -27,7 +29,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+#[cfg(feature = "testing")]
+use sha2::Digest;
+use sha2::Sha256;
 
 use crate::config::SecretKey;
 
@@ -82,13 +86,14 @@ impl fmt::Debug for SessionId {
     }
 }
 
-/// The two HMACs keyed from one configured secret. Keyed once and cloned per use: keying
+/// The HMACs keyed from one configured secret. Keyed once and cloned per use: keying
 /// costs two SHA-256 blocks that every request would otherwise pay again.
 struct DerivedKeys {
     sign: HmacSha256,
     table: HmacSha256,
     user: HmacSha256,
     handle: HmacSha256,
+    data: HmacSha256,
     /// Tells two secrets apart without revealing either.
     fingerprint: [u8; 16],
 }
@@ -113,6 +118,7 @@ impl DerivedKeys {
             table: key(b"table key v1"),
             user: key(b"user index v1"),
             handle: key(b"session handle v1"),
+            data: key(b"sealed session data v2"),
             fingerprint,
         }
     }
@@ -219,17 +225,24 @@ fn mac_text(key: &HmacSha256, input: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(mac(key, input))
 }
 
-/// The key that seals `id`'s data, from the raw id, which only the cookie carries (the table
-/// holds a keyed hash of it): neither a table dump nor the signing secret gives it. The id is
-/// 256 uniformly random bits, already a key; a domain-separated SHA-256 of it derives one for
-/// this use alone (HKDF's extract step adds nothing to a uniform key, only cost).
+/// The key that seals `id`'s data: HMAC-SHA256 of the raw id (which only the cookie carries;
+/// the table holds a keyed hash of it) under a key HKDF derives from the secret that signed
+/// the id. Without the cookie, a dump and the secret open nothing; without the secret, table
+/// write access and one's own cookie seal nothing that opens. Sessions of a previous secret
+/// keep opening under that secret's key, and move to the current one with their id.
 pub(crate) fn data_key(id: &SessionId) -> [u8; 32] {
-    *id.data_key.get_or_init(|| {
-        let mut hash = Sha256::new();
-        hash.update(b"dynamodb-session-store sealed session data v1\0");
-        hash.update(id.raw);
-        hash.finalize().into()
-    })
+    *id.data_key.get_or_init(|| mac(&id.keys.data, &id.raw))
+}
+
+/// The sealing key of releases before the secret was part of it: SHA-256 of a label and the
+/// raw id alone. Test builds use it to prove that such data no longer opens (anyone holding
+/// their own cookie could compute it).
+#[cfg(feature = "testing")]
+pub(crate) fn id_only_data_key(id: &SessionId) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    hash.update(b"dynamodb-session-store sealed session data v1\0");
+    hash.update(id.raw);
+    hash.finalize().into()
 }
 
 /// The cookie value for `id`, signed by the secret that verified (or generated) it.

@@ -481,8 +481,15 @@ impl Session {
             return Ok(None);
         };
         let store = self.inner.work_store();
-        match store.revoke_user_sessions(&user, current.as_ref()).await {
-            Ok(revoked) => Ok(Some(revoked)),
+        match store.revoke_user_sessions_at(&user, current.as_ref()).await {
+            Ok((revoked, revoked_at)) => {
+                // The store moved the kept item's binding past the marker; a renewal in this
+                // request copies the binding from this record, so it must agree.
+                if let Some((_, record)) = &mut state.stored {
+                    record.keep_binding_past(revoked_at);
+                }
+                Ok(Some(revoked))
+            }
             Err(e) => state.fail_explicit(e),
         }
     }

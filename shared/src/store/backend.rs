@@ -28,6 +28,11 @@ pub struct StoredItem {
     pub max_stale: Option<u64>,
     /// The keyed hash of the user the session is bound to: the user index's key.
     pub user_hash: Option<String>,
+    /// Unix milliseconds at which the session was bound to its user: a sign-out everywhere
+    /// at or after it ends the session (see `SessionStore::revoke_user_sessions`). `None` on
+    /// items bound before it was kept (their `created_at` stands in). On a revocation marker,
+    /// the revocation's time.
+    pub bound_at: Option<i64>,
     /// The lock a request holds on the session (pessimistic concurrency).
     pub lock: Option<StoredLock>,
 }
@@ -58,6 +63,8 @@ pub enum Guard {
 pub struct Changes {
     /// New encoded data.
     pub data: Option<String>,
+    /// New creation time (Unix seconds): only a revocation marker written afresh sets it.
+    pub created_at: Option<i64>,
     /// New last-write time (Unix seconds).
     pub updated_at: Option<i64>,
     /// New expiry: `Some(None)` removes it.
@@ -66,6 +73,8 @@ pub struct Changes {
     pub max_stale: Option<Option<u64>>,
     /// New user index value: `Some(None)` removes it.
     pub user_hash: Option<Option<String>>,
+    /// New binding time (Unix milliseconds): `Some(None)` removes it.
+    pub bound_at: Option<Option<i64>>,
     /// Increment the version (creating it at 1 when absent).
     pub bump_version: bool,
 }

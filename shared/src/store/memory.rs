@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use super::backend::{
     Changes, Guard, Locked, Replaced, SessionBackend, StoredItem, StoredLock, Written,
@@ -51,6 +52,10 @@ use crate::error::Result;
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
     items: Arc<Mutex<HashMap<String, StoredItem>>>,
+    /// When each item's latest user index entry becomes visible (see
+    /// [`with_index_delay`](Self::with_index_delay)).
+    indexed_from: Arc<Mutex<HashMap<String, Instant>>>,
+    index_delay: Duration,
 }
 
 impl MemoryStore {
@@ -59,14 +64,36 @@ impl MemoryStore {
         MemoryStore::default()
     }
 
-    /// How many sessions are stored (expired ones included until overwritten or deleted).
+    /// An empty store whose user index shows a written item only `delay` after the write,
+    /// as DynamoDB's eventually consistent `user_hash-index` may: for testing that a sign-out
+    /// everywhere also ends sessions the index does not show yet.
+    pub fn with_index_delay(delay: Duration) -> Self {
+        MemoryStore {
+            index_delay: delay,
+            ..MemoryStore::default()
+        }
+    }
+
+    /// Hides `key`'s index entry until the configured delay has passed.
+    fn reindex(&self, key: &str) {
+        if self.index_delay.is_zero() {
+            return;
+        }
+        self.indexed_from
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_owned(), Instant::now() + self.index_delay);
+    }
+
+    /// How many sessions are stored (expired ones included until overwritten or deleted;
+    /// revocation markers left out).
     pub fn len(&self) -> usize {
-        self.items().len()
+        self.items().keys().filter(|key| !is_marker(key)).count()
     }
 
     /// Whether no session is stored.
     pub fn is_empty(&self) -> bool {
-        self.items().is_empty()
+        self.len() == 0
     }
 
     /// Every stored item with its table key, for assertions in tests.
@@ -82,6 +109,10 @@ impl MemoryStore {
         // replaces whole values.
         self.items.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+fn is_marker(key: &str) -> bool {
+    key.starts_with(crate::SessionStore::REVOCATION_MARKER_PREFIX)
 }
 
 /// Whether `guard` holds for the present `item`.
@@ -105,6 +136,7 @@ impl SessionBackend for MemoryStore {
             return Ok(false);
         }
         items.insert(key.to_owned(), item.clone());
+        self.reindex(key);
         Ok(true)
     }
 
@@ -144,6 +176,9 @@ impl SessionBackend for MemoryStore {
         if let Some(data) = &changes.data {
             item.data = data.clone();
         }
+        if let Some(created_at) = changes.created_at {
+            item.created_at = created_at;
+        }
         if let Some(updated_at) = changes.updated_at {
             item.updated_at = updated_at;
         }
@@ -154,7 +189,13 @@ impl SessionBackend for MemoryStore {
             item.max_stale = max_stale;
         }
         if let Some(user_hash) = &changes.user_hash {
+            if item.user_hash != *user_hash {
+                self.reindex(key);
+            }
             item.user_hash.clone_from(user_hash);
+        }
+        if let Some(bound_at) = changes.bound_at {
+            item.bound_at = bound_at;
         }
         if changes.bump_version {
             item.version = Some(item.version.unwrap_or(0) + 1);
@@ -196,6 +237,7 @@ impl SessionBackend for MemoryStore {
         }
         items.remove(old_key);
         items.insert(new_key.to_owned(), item.clone());
+        self.reindex(new_key);
         Ok(Replaced::Applied)
     }
 
@@ -206,10 +248,13 @@ impl SessionBackend for MemoryStore {
         limit: usize,
     ) -> Result<(Vec<String>, Option<String>)> {
         let items = self.items();
+        let hidden = self.indexed_from.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
         let mut keys: Vec<&String> = items
             .iter()
             .filter(|(key, item)| {
                 item.user_hash.as_deref() == Some(user_hash)
+                    && hidden.get(key.as_str()).is_none_or(|from| *from <= now)
                     && after.is_none_or(|after| key.as_str() > after)
             })
             .map(|(key, _)| key)

@@ -16,6 +16,7 @@ mod users;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::Client;
@@ -34,7 +35,7 @@ pub use self::backend::{
 use self::dynamodb::DynamoDbBackend;
 pub(crate) use self::dynamodb::number;
 pub use self::memory::MemoryStore;
-use self::payload::{Codec, Framed};
+use self::payload::{Codec, Framed, Opened, Refusal};
 pub use self::record::{EndedBy, SessionRecord};
 use self::record::{refusal, secs};
 pub use self::users::{UserSession, UserSessionPage};
@@ -92,6 +93,9 @@ struct Inner {
     client: Option<Client>,
     keys: Arc<KeyCell>,
     refresher: Option<Arc<Refresher>>,
+    /// Items refused instead of opened (see [`SessionStore::refused_items`]), shared by every
+    /// handle on this store.
+    refused: Arc<AtomicU64>,
     #[cfg(feature = "testing")]
     forced_ids: Arc<std::sync::Mutex<std::collections::VecDeque<[u8; 32]>>>,
 }
@@ -178,6 +182,7 @@ impl SessionStore {
                 client,
                 keys: Arc::new(KeyCell::new(keyring)),
                 refresher: None,
+                refused: Arc::default(),
                 #[cfg(feature = "testing")]
                 forced_ids: Default::default(),
             }),
@@ -237,6 +242,7 @@ impl SessionStore {
                 client: inner.client.clone(),
                 keys: inner.keys.clone(),
                 refresher: Some(Arc::new(Refresher::new(source, min_interval))),
+                refused: inner.refused.clone(),
                 #[cfg(feature = "testing")]
                 forced_ids: inner.forced_ids.clone(),
             }),
@@ -247,6 +253,16 @@ impl SessionStore {
     /// How many secret refreshes failed since the store was built.
     pub fn secret_refresh_failures(&self) -> u64 {
         self.inner.refresher.as_ref().map_or(0, |r| r.failures())
+    }
+
+    /// How many items [`load`](Self::load) refused to open since the store was built: with
+    /// sealing on, data that is not sealed (unless `accept_unsealed`), sealed data that does
+    /// not open for its session, or a stored `user_hash` that disagrees with the sealed user.
+    /// Each such item read as absent and was logged at WARN (without its content); a rising
+    /// count means someone writes to the table who should not (or a migration needs
+    /// `accept_unsealed`).
+    pub fn refused_items(&self) -> u64 {
+        self.inner.refused.load(Ordering::Relaxed)
     }
 
     /// Replaces the signing secrets: `current` signs from now on; it and `others` verify.
@@ -353,19 +369,36 @@ impl SessionStore {
     }
 
     /// Reads a `data` attribute of `id`'s session (see [`seal_data`](Self::seal_data)): its
-    /// data and bound user. Plain items written before sealing read too.
+    /// data and bound user. Unsealed forms open only with sealing off or `accept_unsealed`.
     ///
     /// # Errors
     ///
-    /// [`Error::MalformedItem`] when sealed data does not open for this id (it belongs to
-    /// another session), [`Error::Serialization`].
+    /// [`Error::MalformedItem`] when the data is refused (unsealed while sealing is on, or
+    /// sealed for another session) or does not decode, [`Error::Serialization`].
     pub fn open_data(
         &self,
         id: &SessionId,
         attribute: &str,
     ) -> Result<(SessionData, Option<String>)> {
-        let payload = self.codec().decode(attribute, id, &keys::table_key(id))?;
-        Ok((payload.data, payload.user))
+        match self.codec().decode(attribute, id, &keys::table_key(id))? {
+            Opened::Payload(payload) => Ok((payload.data, payload.user)),
+            Opened::Refused(refusal) => Err(Error::MalformedItem(refusal.reason().to_owned())),
+        }
+    }
+
+    /// `data` sealed as releases before the secret keyed the data key did (under the id
+    /// alone) — what a table writer holding their own cookie could compute. Test builds only:
+    /// it exists to prove that such data no longer opens.
+    #[cfg(feature = "testing")]
+    pub fn seal_data_with_id_only_key(
+        &self,
+        id: &SessionId,
+        data: &SessionData,
+        user: Option<&str>,
+    ) -> Result<String> {
+        let codec = self.codec();
+        let framed = codec.frame(data, user)?;
+        Ok(codec.encode_with(framed, &keys::id_only_data_key(id), &keys::table_key(id)))
     }
 
     /// A store sharing this one's backend and keys with other lifetime limits (the layer's
@@ -386,6 +419,7 @@ impl SessionStore {
                 client: inner.client.clone(),
                 keys: inner.keys.clone(),
                 refresher: inner.refresher.clone(),
+                refused: inner.refused.clone(),
                 #[cfg(feature = "testing")]
                 forced_ids: inner.forced_ids.clone(),
             }),
@@ -439,29 +473,70 @@ impl SessionStore {
             tracing::debug!("session not found");
             return Ok(None);
         };
-        let payload = match self.codec().decode(&item.data, id, &key) {
-            Ok(payload) => payload,
-            Err(error) => {
-                // Unreadable, but possibly locked by us: free it for whoever can fix it.
-                if let Some(token) = lock {
-                    let _ = self
-                        .bounded(self.inner.backend.update(
-                            &key,
-                            &Changes::default(),
-                            &Guard::Lock(token.0),
-                        ))
-                        .await;
+        let opened = self
+            .codec()
+            .decode(&item.data, id, &key)
+            .map(|opened| match opened {
+                // The user binding lives in two places, the sealed frame and the indexed hash; a
+                // table writer may change the hash (and so which user's sign-out reaches the
+                // session) but cannot reseal the frame, so both must agree.
+                Opened::Payload(payload)
+                    if item.user_hash
+                        != payload
+                            .user
+                            .as_deref()
+                            .map(|user| keys::user_hash(id, user)) =>
+                {
+                    Opened::Refused(Refusal::UserMismatch)
                 }
+                other => other,
+            });
+        let payload = match opened {
+            Ok(Opened::Payload(payload)) => payload,
+            Ok(Opened::Refused(refusal)) => {
+                self.free_unreadable(&key, lock).await;
+                let refused = self.inner.refused.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::warn!(
+                    reason = refusal.reason(),
+                    refused,
+                    "session item refused: it reads as absent"
+                );
+                return Ok(None);
+            }
+            Err(error) => {
+                self.free_unreadable(&key, lock).await;
                 return Err(error);
             }
         };
         let record = SessionRecord::from_stored(&item, payload, lock);
+        if self.revoked(&item).await? {
+            // Ended for good: a sign-out everywhere reached it through the marker only (the
+            // index had not shown it, or a renewal made it after the index was read).
+            tracing::debug!("session bound before a sign-out everywhere: ended");
+            self.bounded(self.inner.backend.delete(&key, &Guard::None))
+                .await?;
+            return Ok(None);
+        }
         if record.is_expired(&self.inner.config, now()) {
             tracing::debug!("session found but expired");
             self.release(id, &record).await?;
             return Ok(None);
         }
         Ok(Some(record))
+    }
+
+    /// Releases the lock this request took on an item it cannot open, for whoever can fix
+    /// it; a failure leaves the lock to expire.
+    async fn free_unreadable(&self, key: &str, lock: Option<record::LockToken>) {
+        if let Some(token) = lock {
+            let _ = self
+                .bounded(
+                    self.inner
+                        .backend
+                        .update(key, &Changes::default(), &Guard::Lock(token.0)),
+                )
+                .await;
+        }
     }
 
     /// The session's item as stored — lock, version and expiry included, data still encoded —
@@ -512,10 +587,14 @@ impl SessionStore {
                 max_stale,
                 user: user.map(str::to_owned),
                 lock: None,
+                bound_user: None,
+                bound_at: None,
             };
             record.expire_at = self.expire_at(&record, now);
             let key = keys::table_key(&id);
             let item = self.stored(&id, &key, framed.clone(), &record);
+            record.bound_at = item.bound_at;
+            record.bound_user = record.user.clone();
             if self.bounded(self.inner.backend.insert(&key, &item)).await? {
                 return Ok((id, record));
             }
@@ -563,6 +642,8 @@ impl SessionStore {
                 expire_at: self.expire_at(record, now),
                 version: Some(1),
                 lock: None,
+                bound_at: record.binding_at(now_ms()),
+                bound_user: record.user.clone(),
                 ..record.clone()
             };
             let key = keys::table_key(&id);
@@ -601,11 +682,15 @@ impl SessionStore {
         let now = now();
         let expire_at = self.expire_at(record, now);
         let changes = Changes {
+            created_at: None,
             data: Some(self.codec().encode(framed, id, &keys::table_key(id))),
             updated_at: Some(now),
             expire_at: Some(expire_at),
             max_stale: Some(record.max_stale.map(|d| d.as_secs())),
             user_hash: Some(record.user.as_deref().map(|user| keys::user_hash(id, user))),
+            // Only a new binding is written: a kept one may have been moved forward by a
+            // sign-out everywhere that spared this session since it was read.
+            bound_at: record.rebinds().then(|| record.binding_at(now_ms())),
             bump_version: true,
         };
         self.write(id, &changes, &record.save_guard(&self.inner.config, true))
@@ -615,6 +700,8 @@ impl SessionStore {
             expire_at,
             version: Some(record.version.unwrap_or(0) + 1),
             lock: None,
+            bound_at: changes.bound_at.unwrap_or(record.bound_at),
+            bound_user: record.user.clone(),
             ..record.clone()
         })
     }
@@ -798,6 +885,7 @@ impl SessionStore {
             version: record.version,
             max_stale: record.max_stale.map(|d| d.as_secs()),
             user_hash: record.user.as_deref().map(|user| keys::user_hash(id, user)),
+            bound_at: record.binding_at(now_ms()),
             lock: None,
         }
     }
@@ -816,6 +904,14 @@ impl SessionStore {
             (a, b) => a.or(b),
         }
     }
+}
+
+/// Unix milliseconds now.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 /// Unix seconds now.
@@ -892,6 +988,8 @@ mod tests {
             max_stale: None,
             user: None,
             lock: None,
+            bound_user: None,
+            bound_at: None,
         };
         let err = store.save(&id, &record).await.unwrap_err();
         assert!(matches!(err, Error::SessionTooLarge { .. }), "{err:?}");

@@ -7,13 +7,20 @@
 //! | `p1.` + base64url(frame) | sealing off, with a bound user or compressed data |
 //! | the serializer's text (JSON) | sealing off otherwise, and every item written before sealing existed |
 //!
+//! With sealing on, only the `s1.` form opens: a plain or framed item (or an empty one) is
+//! refused — [`Opened::Refused`], which the store reads as absent — unless the migration
+//! switch `accept_unsealed` is on, because anyone with table write access could have written
+//! it. Sealed data that does not open under this session's key is refused in every mode.
+//!
 //! frame = flags (1 byte: `1` compressed, `2` a user follows) ‖ \[user length (u16, big
 //! endian) ‖ user\] ‖ body (the serializer's text; LZ4 with its size prepended when
 //! compressed).
 //!
-//! The sealing key comes from the raw session id (`keys::data_key`), which the table never
-//! holds, and the table key is bound in as associated data: a table dump, even with the
-//! signing secret, opens nothing, and data copied to another item does not open there.
+//! The sealing key is keyed by the secret and takes the raw session id (`keys::data_key`),
+//! which the table never holds, and the table key is bound in as associated data: a table
+//! dump, even with the signing secret, opens nothing; a table writer, even with their own
+//! cookie, cannot seal anything that opens; and data copied to another item does not open
+//! there.
 //! AES-256-GCM-SIV (RustCrypto's `aes-gcm-siv`, on AES-NI and CLMUL where the CPU has them)
 //! with a random 96-bit nonce per write: each session has its own key and writes far fewer
 //! than the 2^32 messages a key's random nonces allow, and SIV stays safe even if a nonce
@@ -44,6 +51,38 @@ pub(crate) struct Payload {
     pub(crate) data: SessionData,
     /// The user the session is bound to.
     pub(crate) user: Option<String>,
+}
+
+/// Why an item's `data` was refused: what the store counts and logs instead of opening it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Not sealed (plain text, a `p1.` frame or empty) while sealing is on and
+    /// `accept_unsealed` is off.
+    Unsealed,
+    /// Sealed, but not for this session under any key it may be sealed with.
+    DoesNotOpen,
+    /// The stored `user_hash` and the sealed user disagree.
+    UserMismatch,
+}
+
+impl Refusal {
+    /// For the log line: names the case, never the content.
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            Refusal::Unsealed => "unsealed data while sealing is on",
+            Refusal::DoesNotOpen => "sealed data does not open for this session",
+            Refusal::UserMismatch => "stored user hash and sealed user disagree",
+        }
+    }
+}
+
+/// What reading the `data` attribute gave.
+#[derive(Debug)]
+pub(crate) enum Opened {
+    /// The payload.
+    Payload(Payload),
+    /// Not opened (see [`Refusal`]).
+    Refused(Refusal),
 }
 
 /// A payload serialized (and compressed) but not yet sealed: sealing needs the id and table
@@ -121,13 +160,18 @@ impl Codec<'_> {
 
     /// The attribute value for `framed`, sealed for `id` under `table_key` when sealing is on.
     pub(crate) fn encode(&self, framed: Framed, id: &SessionId, table_key: &str) -> String {
+        self.encode_with(framed, &keys::data_key(id), table_key)
+    }
+
+    /// As [`encode`](Self::encode), sealing under `key`.
+    pub(crate) fn encode_with(&self, framed: Framed, key: &[u8; 32], table_key: &str) -> String {
         let Some(frame) = framed.frame else {
             return framed.serialized;
         };
         if !self.config.seal_data {
             return format!("{FRAMED}{}", URL_SAFE_NO_PAD.encode(&frame));
         }
-        let cipher = Aes256GcmSiv::new(&keys::data_key(id).into());
+        let cipher = Aes256GcmSiv::new(key.into());
         let mut nonce = [0u8; NONCE_BYTES];
         getrandom::fill(&mut nonce).expect("the operating system's random source failed");
         let sealed = cipher
@@ -145,43 +189,59 @@ impl Codec<'_> {
         format!("{SEALED}{}", URL_SAFE_NO_PAD.encode(raw))
     }
 
-    /// Reads the attribute: sealed, framed, or (written before sealing) plain text.
-    pub(crate) fn decode(&self, text: &str, id: &SessionId, table_key: &str) -> Result<Payload> {
+    /// Reads the attribute: sealed, or — with sealing off or `accept_unsealed` on — framed
+    /// or plain text.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MalformedItem`] or [`Error::Serialization`] for a frame that opened (or was
+    /// accepted unsealed) but does not decode.
+    pub(crate) fn decode(&self, text: &str, id: &SessionId, table_key: &str) -> Result<Opened> {
+        let unsealed_ok = !self.config.seal_data || self.config.accept_unsealed;
+        if !text.starts_with(SEALED) && !unsealed_ok {
+            return Ok(Opened::Refused(Refusal::Unsealed));
+        }
         if text.is_empty() {
             // An item the Ruby gem wrote before any data was set.
-            return Ok(Payload {
+            return Ok(Opened::Payload(Payload {
                 data: SessionData::new(),
                 user: None,
-            });
+            }));
         }
         let frame = if let Some(sealed) = text.strip_prefix(SEALED) {
-            let raw = URL_SAFE_NO_PAD
+            // Garbage under the sealed prefix is refused like a wrong key: both are a table
+            // writer's doing, and neither may say more than "absent".
+            let Some(frame) = URL_SAFE_NO_PAD
                 .decode(sealed)
-                .map_err(|_| malformed("sealed data is not base64url"))?;
-            if raw.len() < NONCE_BYTES + TAG_BYTES {
-                return Err(malformed("sealed data is too short"));
-            }
-            let (nonce, sealed) = raw.split_at(NONCE_BYTES);
-            Aes256GcmSiv::new(&keys::data_key(id).into())
-                .decrypt(
-                    Nonce::from_slice(nonce),
-                    AeadInput {
-                        msg: sealed,
-                        aad: table_key.as_bytes(),
-                    },
-                )
-                .map_err(|_| malformed("sealed data does not open for this session"))?
+                .ok()
+                .filter(|raw| raw.len() >= NONCE_BYTES + TAG_BYTES)
+                .and_then(|raw| {
+                    let (nonce, sealed) = raw.split_at(NONCE_BYTES);
+                    Aes256GcmSiv::new(&keys::data_key(id).into())
+                        .decrypt(
+                            Nonce::from_slice(nonce),
+                            AeadInput {
+                                msg: sealed,
+                                aad: table_key.as_bytes(),
+                            },
+                        )
+                        .ok()
+                })
+            else {
+                return Ok(Opened::Refused(Refusal::DoesNotOpen));
+            };
+            frame
         } else if let Some(framed) = text.strip_prefix(FRAMED) {
             URL_SAFE_NO_PAD
                 .decode(framed)
                 .map_err(|_| malformed("framed data is not base64url"))?
         } else {
-            return Ok(Payload {
+            return Ok(Opened::Payload(Payload {
                 data: self.config.serializer.deserialize(text)?,
                 user: None,
-            });
+            }));
         };
-        self.unframe(&frame)
+        self.unframe(&frame).map(Opened::Payload)
     }
 
     fn unframe(&self, frame: &[u8]) -> Result<Payload> {
@@ -269,6 +329,13 @@ mod tests {
         }
     }
 
+    fn open(opened: Result<Opened>) -> Result<Payload> {
+        match opened? {
+            Opened::Payload(payload) => Ok(payload),
+            Opened::Refused(refusal) => Err(malformed(refusal.reason())),
+        }
+    }
+
     fn data(value: serde_json::Value) -> SessionData {
         value.as_object().unwrap().clone()
     }
@@ -282,13 +349,19 @@ mod tests {
         let payload = data(serde_json::json!({"email": "ann@example.com"}));
         let text = codec.encode(codec.frame(&payload, Some("ann")).unwrap(), &id, "key-1");
         assert!(text.starts_with(SEALED) && !text.contains("ann"), "{text}");
-        let opened = codec.decode(&text, &id, "key-1").unwrap();
+        let opened = open(codec.decode(&text, &id, "key-1")).unwrap();
         assert_eq!(
             (opened.data, opened.user.as_deref()),
             (payload, Some("ann"))
         );
-        assert!(codec.decode(&text, &other, "key-1").is_err(), "another id");
-        assert!(codec.decode(&text, &id, "key-2").is_err(), "another item");
+        assert!(
+            open(codec.decode(&text, &other, "key-1")).is_err(),
+            "another id"
+        );
+        assert!(
+            open(codec.decode(&text, &id, "key-2")).is_err(),
+            "another item"
+        );
         let twice = codec.encode(codec.frame(&opened_data(), None).unwrap(), &id, "key-1");
         assert_ne!(
             twice,
@@ -302,13 +375,27 @@ mod tests {
     }
 
     #[test]
-    fn plain_items_from_before_still_read_and_large_ones_compress() {
+    fn unsealed_items_open_only_with_accept_unsealed_and_large_ones_compress() {
         let config = Config::builder().build().unwrap();
         let ring = Keyring::new([&SecretKey::new("k".repeat(32))]);
         let id = ring.generate();
         let codec = codec(&config);
-        let plain = codec.decode(r#"{"n":1}"#, &id, "k").unwrap();
-        assert_eq!(plain.data, opened_data());
+        let framed = format!("{FRAMED}{}", URL_SAFE_NO_PAD.encode(b"\0{\"n\":1}"));
+        for unsealed in [r#"{"n":1}"#, framed.as_str(), ""] {
+            assert!(
+                matches!(
+                    codec.decode(unsealed, &id, "k").unwrap(),
+                    Opened::Refused(Refusal::Unsealed)
+                ),
+                "{unsealed}"
+            );
+        }
+        let migrating = Config::builder().accept_unsealed(true).build().unwrap();
+        let migrating = super::tests::codec(&migrating);
+        for unsealed in [r#"{"n":1}"#, framed.as_str()] {
+            let plain = open(migrating.decode(unsealed, &id, "k")).unwrap();
+            assert_eq!(plain.data, opened_data());
+        }
 
         let big = data(serde_json::json!({"cart": vec!["the same item"; 2_000]}));
         let text = codec.encode(codec.frame(&big, None).unwrap(), &id, "k");
@@ -319,7 +406,7 @@ mod tests {
             text.len(),
             serialized.len()
         );
-        assert_eq!(codec.decode(&text, &id, "k").unwrap().data, big);
+        assert_eq!(open(codec.decode(&text, &id, "k")).unwrap().data, big);
     }
 
     #[test]
@@ -335,7 +422,10 @@ mod tests {
         let with_user = codec.encode(codec.frame(&opened_data(), Some("ann")).unwrap(), &id, "k");
         assert!(with_user.starts_with(FRAMED));
         assert_eq!(
-            codec.decode(&with_user, &id, "k").unwrap().user.as_deref(),
+            open(codec.decode(&with_user, &id, "k"))
+                .unwrap()
+                .user
+                .as_deref(),
             Some("ann")
         );
     }

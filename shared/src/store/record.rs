@@ -33,6 +33,10 @@ pub struct SessionRecord {
     pub user: Option<String>,
     /// The lock this request holds on the item, under pessimistic locking.
     pub(crate) lock: Option<LockToken>,
+    /// The user as read, to tell a new binding from a kept one.
+    pub(crate) bound_user: Option<String>,
+    /// Unix ms of the binding as read (see [`StoredItem::bound_at`]).
+    pub(crate) bound_at: Option<i64>,
 }
 
 impl SessionRecord {
@@ -49,6 +53,8 @@ impl SessionRecord {
     ) -> Self {
         SessionRecord {
             data: payload.data,
+            bound_user: payload.user.clone(),
+            bound_at: stored.bound_at(),
             user: payload.user,
             created_at: stored.created_at,
             updated_at: stored.updated_at,
@@ -57,6 +63,29 @@ impl SessionRecord {
             max_stale: stored.max_stale.map(Duration::from_secs),
             lock,
         }
+    }
+
+    /// When the binding this record would be written with was made: kept from the read for
+    /// the same user, `now_ms` for a new one, `None` unbound.
+    pub(super) fn binding_at(&self, now_ms: i64) -> Option<i64> {
+        match &self.user {
+            None => None,
+            Some(user) if self.bound_user.as_ref() == Some(user) => self.bound_at.or(Some(now_ms)),
+            Some(_) => Some(now_ms),
+        }
+    }
+
+    /// Moves the binding as read past a sign-out everywhere at `revoked_at` (Unix ms) that
+    /// spared this session, as the store did to the stored item.
+    pub(crate) fn keep_binding_past(&mut self, revoked_at: i64) {
+        if self.bound_user.is_some() {
+            self.bound_at = Some(self.bound_at.unwrap_or(0).max(revoked_at + 1));
+        }
+    }
+
+    /// Whether the write of this record changes the user binding.
+    pub(super) fn rebinds(&self) -> bool {
+        self.user != self.bound_user
     }
 
     /// The `max_stale` that applies to this session: its own, else the configured one.
@@ -141,6 +170,16 @@ fn ends_at(
 }
 
 impl StoredItem {
+    /// When the session was bound to its user (Unix ms): `bound_at`, else, on items from
+    /// before it was kept, `created_at`. `None` unbound.
+    pub(super) fn bound_at(&self) -> Option<i64> {
+        self.user_hash.as_ref()?;
+        Some(
+            self.bound_at
+                .unwrap_or_else(|| self.created_at.saturating_mul(1000)),
+        )
+    }
+
     /// When this session ends by the store's rule, and which limit ends it: the earliest of
     /// its `expire_at`, `created_at + max_age` and `updated_at + max_stale` (its own, else
     /// `config`'s). `None` without any limit.

@@ -81,11 +81,6 @@ pub fn describe(error: &Error) -> String {
              secret_key in the configuration file, or pass --secret-key-file"
             .into(),
         Error::TableNotFound { table, .. } => table_not_found(table),
-        Error::NoGarbageLimits => {
-            "no garbage limit: max_age and max_stale are both `none`; pass --max-age or \
-             --max-stale (nothing was deleted)"
-                .into()
-        }
         Error::UserIndexMissing { table } => format!(
             "table {table:?} has no user index (user_hash-index): run `sessionctl \
              create-table` to add it to the existing table"

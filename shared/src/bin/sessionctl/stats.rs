@@ -11,7 +11,9 @@ use dynamodb_session_store::attributes::{
     CREATED_AT, EXPIRE_AT, GC_PASS_STARTED_AT, LOCKED_AT, MAX_STALE, UPDATED_AT, USER_HASH,
     USER_INDEX,
 };
-use dynamodb_session_store::{CHECKPOINT_KEY, Config, DEFAULT_SEGMENTS, MAX_SEGMENTS, StoredItem};
+use dynamodb_session_store::{
+    CHECKPOINT_KEY, Config, DEFAULT_SEGMENTS, MAX_SEGMENTS, SessionStore, StoredItem,
+};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
@@ -227,6 +229,12 @@ impl Tally {
         let key = item.get(&config.table_key);
         if key == Some(&AttributeValue::S(CHECKPOINT_KEY.to_owned())) {
             self.gc_pass_started_at = number(item, GC_PASS_STARTED_AT);
+            return;
+        }
+        // A sign-out's revocation marker is no session.
+        if let Some(AttributeValue::S(key)) = key
+            && key.starts_with(SessionStore::REVOCATION_MARKER_PREFIX)
+        {
             return;
         }
         // Read as the store reads it; without the time of its last write it is no session.
@@ -505,7 +513,7 @@ mod tests {
     }
 
     #[test]
-    fn the_tally_skips_the_checkpoint_and_counts_by_the_rule() {
+    fn the_tally_skips_the_checkpoint_and_markers_and_counts_by_the_rule() {
         let config = Config::builder()
             .max_stale(Duration::from_secs(600))
             .build()
@@ -542,6 +550,17 @@ mod tests {
                 (LOCKED_AT.to_owned(), n(now * 1000 - 10_000)),
             ]),
             HashMap::from([("session_id".to_owned(), s("d"))]),
+            // A sign-out's revocation marker, live and looking like a session otherwise.
+            HashMap::from([
+                (
+                    "session_id".to_owned(),
+                    s(&format!("{}h", SessionStore::REVOCATION_MARKER_PREFIX)),
+                ),
+                (CREATED_AT.to_owned(), n(now - 30)),
+                (UPDATED_AT.to_owned(), n(now - 30)),
+                (EXPIRE_AT.to_owned(), n(now + 3_600)),
+                ("bound_at".to_owned(), n(now * 1000 - 30_000)),
+            ]),
         ];
         for item in &items {
             tally.add(item, &config, now, now * 1000);

@@ -10,10 +10,14 @@ use crate::attributes::{
 use crate::error::{Error, Result};
 use crate::store::backend::{StoredItem, StoredLock};
 
+/// When the session was bound to its user (Unix ms); on a revocation marker, the revocation's
+/// time. Only the store reads it.
+pub(super) const BOUND_AT: &str = "bound_at";
+
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
 /// Every attribute a session read needs, for a `ProjectionExpression`: placeholders and names.
-pub(super) const PROJECTION: [(&str, &str); 9] = [
+pub(super) const PROJECTION: [(&str, &str); 10] = [
     ("#data", DATA),
     ("#created", CREATED_AT),
     ("#updated", UPDATED_AT),
@@ -21,6 +25,7 @@ pub(super) const PROJECTION: [(&str, &str); 9] = [
     ("#version", VERSION),
     ("#session_max_stale", MAX_STALE),
     ("#user", USER_HASH),
+    ("#bound", BOUND_AT),
     ("#locked", LOCKED_AT),
     ("#owner", LOCK_OWNER),
 ];
@@ -45,6 +50,7 @@ pub(super) fn to_item(key_attribute: &str, key: &str, stored: &StoredItem) -> It
         (EXPIRE_AT, stored.expire_at.map(number)),
         (VERSION, stored.version.map(unsigned)),
         (MAX_STALE, stored.max_stale.map(unsigned)),
+        (BOUND_AT, stored.bound_at.map(number)),
     ];
     for (name, value) in optional {
         if let Some(value) = value {
@@ -121,6 +127,7 @@ pub(super) fn from_item(item: &Item) -> Result<StoredItem> {
                 )));
             }
         },
+        bound_at: read_number(item, BOUND_AT)?,
         lock,
     })
 }
@@ -150,6 +157,7 @@ mod tests {
             version: Some(4),
             max_stale: Some(3600),
             user_hash: Some("h".into()),
+            bound_at: Some(1_700_000_000_123),
             lock: None,
         };
         let item = to_item("session_id", "k", &stored);

@@ -241,12 +241,22 @@ impl SessionBackend for DynamoDbBackend {
                 .set("#data = :data");
         }
         if let Some(updated_at) = changes.updated_at {
-            // Items the Ruby gem wrote may lack `created_at`.
             e.name("#updated", UPDATED_AT)
-                .name("#created", CREATED_AT)
                 .value(":now", number(updated_at))
-                .set("#updated = :now")
-                .set("#created = if_not_exists(#created, :now)");
+                .set("#updated = :now");
+        }
+        match (changes.created_at, changes.updated_at) {
+            (Some(created_at), _) => {
+                e.name("#created", CREATED_AT)
+                    .value(":created", number(created_at))
+                    .set("#created = :created");
+            }
+            (None, Some(_)) => {
+                // Items the Ruby gem wrote may lack `created_at`.
+                e.name("#created", CREATED_AT)
+                    .set("#created = if_not_exists(#created, :now)");
+            }
+            (None, None) => {}
         }
         match changes.expire_at {
             Some(Some(t)) => {
@@ -279,6 +289,17 @@ impl SessionBackend for DynamoDbBackend {
             }
             Some(None) => {
                 e.name("#user", USER_HASH).remove("#user");
+            }
+            None => {}
+        }
+        match changes.bound_at {
+            Some(Some(ms)) => {
+                e.name("#bound", item::BOUND_AT)
+                    .value(":bound", number(ms))
+                    .set("#bound = :bound");
+            }
+            Some(None) => {
+                e.name("#bound", item::BOUND_AT).remove("#bound");
             }
             None => {}
         }

@@ -4,7 +4,7 @@
 //! `service_fn`, an axum `Router`, a hyper service — and every request carries a lazy
 //! [`Session`] in its extensions. The response body passes through untouched (streaming
 //! works); only headers change. After the handler answers, the layer makes at most one write
-//! ([`finish`]) and adds `Set-Cookie` only when the client's cookie must change.
+//! (`Session::finish`) and adds `Set-Cookie` only when the client's cookie must change.
 //!
 //! | request | DynamoDB calls (no locking) |
 //! |---|---|
@@ -21,7 +21,6 @@
 pub(crate) mod answer;
 mod call;
 mod cookie;
-mod finish;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,7 +33,6 @@ use crate::store::SessionStore;
 
 pub use self::call::SessionService;
 use self::cookie::CookieConfig;
-pub(crate) use self::cookie::{Sole, sole};
 
 /// Time kept back from a request's deadline by default (see
 /// [`SessionLayer::with_deadline_margin`]).

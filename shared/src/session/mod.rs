@@ -2,8 +2,16 @@
 //!
 //! The handle is lazy: nothing is read until the handler first touches the session, and it
 //! records what the handler asked for (changed data, a renewal, a logout, its own lifetime).
-//! What to write once the handler has answered is the service's decision
-//! ([`crate::service`]).
+//! Once the handler has answered, the session makes the one write it calls for
+//! ([`finish`]) and hands the service an [`Outcome`]: plain values (a cookie to send, a
+//! [`Failure`] to answer) that the service alone turns into HTTP. Nothing here knows a status
+//! code or a header.
+
+mod failure;
+mod finish;
+mod outcome;
+mod sole;
+mod state;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,9 +26,14 @@ use crate::error::{Error, Result};
 use crate::error_handler::ErrorAction;
 use crate::keys::SessionId;
 use crate::serializer::SessionData;
-use crate::service::answer::Answer;
-use crate::service::{Sole, sole};
-use crate::store::{SessionRecord, SessionStore, UserSessionPage};
+use crate::store::{SessionStore, UserSessionPage};
+
+#[cfg(test)]
+pub(crate) use self::failure::tests::throttled;
+pub(crate) use self::failure::{Failure, Report};
+pub(crate) use self::outcome::{CookieUpdate, Outcome};
+use self::sole::{Sole, sole};
+use self::state::{Load, Reporter, State};
 
 /// A request's session. Cheap to clone; all clones share the same state.
 ///
@@ -67,7 +80,8 @@ impl std::fmt::Debug for Session {
     }
 }
 
-pub(crate) struct Inner {
+/// What the service hands a new session: the request's side of it.
+pub(crate) struct Parts {
     pub(crate) store: SessionStore,
     /// The values of the request's session cookies, verified on first use.
     pub(crate) cookies: Vec<String>,
@@ -77,21 +91,33 @@ pub(crate) struct Inner {
     pub(crate) work_until: Option<Deadline>,
     /// When releasing what the request holds must be done.
     pub(crate) cleanup_until: Option<Deadline>,
-    pub(crate) state: Mutex<State>,
+    /// The invocation's request id, for the log lines of this request's errors.
+    pub(crate) request_id: Option<String>,
+    /// How the errors this session meets are logged.
+    pub(crate) report: Report,
+}
+
+struct Inner {
+    store: SessionStore,
+    cookies: Vec<String>,
+    request: http::request::Parts,
+    work_until: Option<Deadline>,
+    cleanup_until: Option<Deadline>,
+    state: Mutex<State>,
 }
 
 impl Inner {
     /// The store, bounded by the request's work deadline.
-    pub(crate) fn work_store(&self) -> SessionStore {
+    fn work_store(&self) -> SessionStore {
         bounded(&self.store, self.work_until)
     }
 
     /// The store, bounded by the request's cleanup deadline.
-    pub(crate) fn cleanup_store(&self) -> SessionStore {
+    fn cleanup_store(&self) -> SessionStore {
         bounded(&self.store, self.cleanup_until)
     }
 
-    pub(crate) fn policy(&self, error: &Error) -> ErrorAction {
+    fn policy(&self, error: &Error) -> ErrorAction {
         self.store
             .config()
             .error_handler
@@ -106,87 +132,29 @@ fn bounded(store: &SessionStore, deadline: Option<Deadline>) -> SessionStore {
     }
 }
 
-#[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Load {
-    #[default]
-    NotLoaded,
-    Loaded,
-    /// The read failed: this session must not be written over in this request.
-    Failed,
-}
-
-/// What the handler did to the session; read by the service when the handler has answered.
-#[derive(Default)]
-pub(crate) struct State {
-    /// The id of the first cookie that verified, once checked (`Some(None)`: none did).
-    pub(crate) cookie_id: Option<Option<SessionId>>,
-    pub(crate) load: Load,
-    /// The stored session, as read (or as last written by this request).
-    pub(crate) stored: Option<(SessionId, SessionRecord)>,
-    pub(crate) data: SessionData,
-    pub(crate) changed: bool,
-    pub(crate) renew: bool,
-    pub(crate) destroy: bool,
-    /// A new per-session `max_stale` (`Some(None)`: back to the configured one).
-    pub(crate) max_stale: Option<Option<Duration>>,
-    /// A new user binding (`Some(None)`: unbound).
-    pub(crate) user: Option<Option<String>>,
-    /// The id a new or renewed session will get, drawn early when the application asked for
-    /// its cookie value.
-    pub(crate) next_id: Option<SessionId>,
-    /// An error the error handler chose to raise: the response is replaced with its answer.
-    pub(crate) raised: Option<Answer>,
-    /// The last error a method returned to the application: answered if the handler fails.
-    pub(crate) returned: Option<Answer>,
-    /// An explicit operation (a revocation) failed: the response is this answer whatever
-    /// the handler answers, so a 2xx never claims it happened.
-    pub(crate) explicit_failed: Option<Answer>,
-    /// The invocation's request id, for the log lines of this request's errors.
-    pub(crate) request_id: Option<String>,
-    /// The layer has made this request's write (or given up on it): later changes would be
-    /// lost, so they are refused.
-    pub(crate) closed: bool,
-}
-
-impl State {
-    /// Remembers `error` for the response, logs it (the one log line it gets, even when
-    /// the layer later answers with it) and hands it back.
-    fn fail<T>(&mut self, error: Error) -> Result<T> {
-        let answer = Answer::for_error(&error);
-        crate::service::answer::log_error(
-            &error,
-            answer,
-            self.request_id.as_deref(),
-            "a session method returned an error to the handler",
-        );
-        self.returned = Some(answer);
-        Err(error)
-    }
-
-    /// As [`fail`](Self::fail), for an explicit operation: the response becomes the error's
-    /// answer even if the handler goes on to answer 2xx.
-    fn fail_explicit<T>(&mut self, error: Error) -> Result<T> {
-        self.explicit_failed = Some(Answer::for_error(&error));
-        self.fail(error)
-    }
-}
-
 impl Session {
-    pub(crate) fn new(inner: Inner) -> Self {
+    pub(crate) fn new(parts: Parts) -> Self {
+        let reporter = Reporter {
+            report: parts.report,
+            request_id: parts.request_id,
+        };
         Session {
-            inner: Arc::new(inner),
+            inner: Arc::new(Inner {
+                store: parts.store,
+                cookies: parts.cookies,
+                request: parts.request,
+                work_until: parts.work_until,
+                cleanup_until: parts.cleanup_until,
+                state: Mutex::new(State::new(reporter)),
+            }),
         }
     }
 
-    pub(crate) fn inner(&self) -> &Inner {
-        &self.inner
-    }
-
     /// The id the session cookies name, under the duplicate-cookie rule
-    /// (see `service::cookie::sole`): cookies that verify must all name one session. When
+    /// (see [`sole`]): cookies that verify must all name one session. When
     /// none verifies, a cookie signed with a secret this instance does not know yet makes the
     /// store read its secrets again (at most once per interval) before they are given up on.
-    pub(crate) async fn identify(&self, state: &mut State) -> Option<SessionId> {
+    async fn identify(&self, state: &mut State) -> Option<SessionId> {
         if let Some(id) = &state.cookie_id {
             return id.clone();
         }
@@ -630,7 +598,7 @@ impl Session {
             Err(error) => {
                 state.load = Load::Failed;
                 if self.inner.policy(&error) == ErrorAction::Raise {
-                    state.raised = Some(Answer::for_error(&error));
+                    state.raised = Some(Failure::of(&error));
                     state.fail(error)
                 } else {
                     Ok(state)

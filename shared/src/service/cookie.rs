@@ -9,6 +9,7 @@ use cookie::{Cookie, SameSite};
 use http::HeaderMap;
 use http::header::COOKIE;
 
+use crate::config::LayerOptions;
 use crate::session::CookieUpdate;
 
 /// The default name when the attributes allow the `__Host-` prefix.
@@ -48,6 +49,21 @@ impl Default for CookieConfig {
 }
 
 impl CookieConfig {
+    /// The defaults, with what the configuration sets.
+    pub(crate) fn from_options(options: &LayerOptions) -> CookieConfig {
+        let default = CookieConfig::default();
+        CookieConfig {
+            name: options.cookie_name.clone(),
+            domain: options.cookie_domain.clone(),
+            path: options.cookie_path.clone().unwrap_or(default.path),
+            secure: options.cookie_secure.unwrap_or(default.secure),
+            http_only: options.cookie_http_only.unwrap_or(default.http_only),
+            same_site: options.cookie_same_site.unwrap_or(default.same_site),
+            persistent: options.persistent_cookie.unwrap_or(default.persistent),
+            defer: options.defer.unwrap_or(default.defer),
+        }
+    }
+
     /// The cookie's name: the configured one, else [`HOST_NAME`] when the attributes meet the
     /// `__Host-` prefix's rules and [`PLAIN_NAME`] when they do not.
     pub(crate) fn name(&self) -> &str {

@@ -76,3 +76,72 @@ pub(super) fn parse_same_site(value: &str, origin: &str) -> Result<SameSite> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, DEFAULT_MAX_STALE};
+
+    #[test]
+    fn layer_options_are_read_by_every_source_with_the_builder_first() {
+        let config = Config::builder()
+            .cookie_name("from-code")
+            .env([
+                ("AWS_DYNAMO_DB_SESSION_COOKIE_NAME", "from-env"),
+                ("AWS_DYNAMO_DB_SESSION_COOKIE_SAME_SITE", "strict"),
+                ("AWS_DYNAMO_DB_SESSION_DEFER", "true"),
+                ("AWS_DYNAMO_DB_SESSION_DEADLINE_MARGIN", "250ms"),
+            ])
+            .build()
+            .unwrap();
+        assert_eq!(config.layer.cookie_name.as_deref(), Some("from-code"));
+        assert_eq!(config.layer.cookie_same_site, Some(SameSite::Strict));
+        assert_eq!(config.layer.defer, Some(true));
+        assert_eq!(
+            config.layer.deadline_margin,
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(config.layer.persistent_cookie, None);
+        assert_eq!(config.max_stale, Some(DEFAULT_MAX_STALE));
+    }
+
+    #[test]
+    fn expire_after_sets_the_one_max_stale_and_a_persistent_cookie() {
+        let config = Config::builder()
+            .max_stale(Duration::from_secs(3600))
+            .env([("AWS_DYNAMO_DB_SESSION_EXPIRE_AFTER", "15m")])
+            .build()
+            .unwrap();
+        assert_eq!(config.max_stale, Some(Duration::from_secs(900)));
+        assert_eq!(config.layer.persistent_cookie, Some(true));
+
+        let session_cookie = Config::builder()
+            .persistent_cookie(false)
+            .expire_after(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        assert_eq!(session_cookie.layer.persistent_cookie, Some(false));
+
+        let err = Config::builder()
+            .env([("AWS_DYNAMO_DB_SESSION_EXPIRE_AFTER", "0")])
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("AWS_DYNAMO_DB_SESSION_EXPIRE_AFTER"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_same_site_names_the_variable_and_the_value() {
+        let err = Config::builder()
+            .env([("AWS_DYNAMO_DB_SESSION_COOKIE_SAME_SITE", "sometimes")])
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("AWS_DYNAMO_DB_SESSION_COOKIE_SAME_SITE")
+                && err.contains("sometimes")
+                && err.contains("expected Strict, Lax or None"),
+            "{err}"
+        );
+    }
+}

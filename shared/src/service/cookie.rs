@@ -316,4 +316,26 @@ mod tests {
         assert_eq!(removal.secure(), Some(true));
         assert_eq!(removal.domain(), None);
     }
+
+    #[test]
+    fn the_configuration_sets_the_cookie_over_the_defaults() {
+        let options = LayerOptions {
+            cookie_path: Some("/app".into()),
+            cookie_secure: Some(false),
+            ..LayerOptions::default()
+        };
+        let config = CookieConfig::from_options(&options);
+        assert_eq!(
+            config.name(),
+            PLAIN_NAME,
+            "no __Host- name without Secure and /"
+        );
+        assert_eq!((config.path.as_str(), config.secure), ("/app", false));
+        assert!(config.http_only && !config.persistent && !config.defer);
+        assert_eq!(config.same_site, SameSite::Lax);
+        assert_eq!(
+            CookieConfig::from_options(&LayerOptions::default()).name(),
+            HOST_NAME
+        );
+    }
 }

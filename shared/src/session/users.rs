@@ -52,7 +52,7 @@ impl Session {
     /// # Errors
     ///
     /// A load error the error handler chose to raise; as
-    /// [`SessionStore::user_sessions`].
+    /// [`SessionStore::user_sessions`](crate::SessionStore::user_sessions).
     pub async fn user_sessions(&self, cursor: Option<&str>) -> Result<Option<UserSessionPage>> {
         let mut state = self.loaded().await?;
         let Some((user, current)) = self.user_and_id(&state) else {
@@ -71,7 +71,7 @@ impl Session {
     /// # Errors
     ///
     /// A load error the error handler chose to raise; as
-    /// [`SessionStore::revoke_user_sessions`].
+    /// [`SessionStore::revoke_user_sessions`](crate::SessionStore::revoke_user_sessions).
     pub async fn revoke_other_sessions(&self) -> Result<Option<u64>> {
         let mut state = self.loaded().await?;
         let Some((user, current)) = self.user_and_id(&state) else {
@@ -97,7 +97,7 @@ impl Session {
     /// # Errors
     ///
     /// A load error the error handler chose to raise; as
-    /// [`SessionStore::revoke_user_session`].
+    /// [`SessionStore::revoke_user_session`](crate::SessionStore::revoke_user_session).
     pub async fn revoke_session(&self, handle: &str) -> Result<bool> {
         let mut state = self.loaded().await?;
         let Some(user) = self.bound_user(&state) else {

@@ -41,7 +41,7 @@ async fn main() -> Result<(), Error> {
         "layer" => {
             let store = SessionStore::from_env().await?;
             let app = ServiceBuilder::new()
-                .layer(SessionLayer::new(store).with_env(std::env::vars())?)
+                .layer(SessionLayer::new(store))
                 .service(service_fn(with_session));
             lambda_http::run(app).await
         }

@@ -60,9 +60,9 @@ async fn main() -> Result<(), lambda_http::Error> {
         Ok("memory") => SessionStore::with_backend(Config::from_env()?, MemoryStore::new())?,
         _ => SessionStore::from_env().await?,
     };
-    let layer = SessionLayer::new(store)
-        .with_secure(on_lambda)
-        .with_env(std::env::vars())?;
+    // The environment's AWS_DYNAMO_DB_SESSION_COOKIE_SECURE, if set, wins over the guess.
+    let secure = store.config().layer.cookie_secure.unwrap_or(on_lambda);
+    let layer = SessionLayer::new(store).with_secure(secure);
     let app = app(layer);
     if on_lambda {
         return lambda_http::run_with_streaming_response(app).await;

@@ -8,8 +8,8 @@ use http::StatusCode;
 use http::request::Parts;
 
 use crate::error::Error;
-use crate::service::answer::Answer;
-use crate::session::Session;
+use crate::service::answer;
+use crate::session::{Failure, Session};
 
 /// Extracts the request's [`Session`]. Fails with 500 when the router is not wrapped in
 /// [`SessionLayer`](crate::SessionLayer), a wiring mistake.
@@ -52,6 +52,6 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         // The layer answers for the session too, so its Retry-After is the configured wait;
         // here, without the configuration, one second.
-        Answer::for_error(&self).response(std::time::Duration::from_secs(1))
+        answer::response(Failure::of(&self), std::time::Duration::from_secs(1))
     }
 }

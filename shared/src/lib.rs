@@ -51,7 +51,7 @@ mod table;
 
 pub use config::{
     BillingMode, Concurrency, Config, ConfigBuilder, DEFAULT_COMPRESS_ABOVE, DEFAULT_MAX_STALE,
-    ENV_PREFIX, LEGACY_ENV_PREFIX, Lifetime, MIN_SECRET_KEY_LEN, SecretKey,
+    ENV_PREFIX, LEGACY_ENV_PREFIX, LayerOptions, Lifetime, MIN_SECRET_KEY_LEN, SecretKey,
 };
 pub use deadline::{Deadline, LAMBDA_MAX_TIMEOUT};
 pub use error::{Error, Result};

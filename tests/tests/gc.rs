@@ -684,8 +684,7 @@ async fn the_defaults_keep_what_the_layer_or_the_session_keeps_alive_until_its_e
     let table = TestTable::new("gc_one_rule").await;
     let thirty_days = Duration::from_secs(30 * DAY as u64);
     // The configuration's default max_stale (one day) is what the old collector went by.
-    let by_layer =
-        SessionLayer::new(table.store(|c| c.seal_data(false))).with_max_stale(thirty_days);
+    let by_layer = SessionLayer::new(table.store(|c| c.seal_data(false).max_stale(thirty_days)));
     let by_session = SessionLayer::new(table.store(|c| c.seal_data(false)));
     let ids = HashMap::from([
         (
@@ -746,8 +745,7 @@ async fn the_defaults_keep_what_the_layer_or_the_session_keeps_alive_until_its_e
 async fn a_max_stale_cap_is_explicit_and_spares_sessions_with_their_own() {
     let table = TestTable::new("gc_stale_cap").await;
     let thirty_days = Duration::from_secs(30 * DAY as u64);
-    let by_layer =
-        SessionLayer::new(table.store(|c| c.seal_data(false))).with_max_stale(thirty_days);
+    let by_layer = SessionLayer::new(table.store(|c| c.seal_data(false).max_stale(thirty_days)));
     new_session(&by_layer, "layer", None).await;
     let by_session = new_session(&by_layer, "session", Some(thirty_days)).await;
     let keys = label_keys(&table).await;

@@ -209,9 +209,11 @@ async fn forged_cookie_gets_a_new_session_and_a_different_cookie() {
 
 #[tokio::test]
 async fn unknown_and_expired_sessions_get_a_fresh_id() {
-    let api = Api::new("expire_after", |l| {
-        l.with_expire_after(Duration::from_secs(60))
-    })
+    let api = Api::with_store(
+        "expire_after",
+        |c| c.expire_after(Duration::from_secs(60)),
+        |l| l,
+    )
     .await;
     let first = api.get("/counter", None).await;
     let set_cookie = first.set_cookie().unwrap();
@@ -240,9 +242,11 @@ async fn unknown_and_expired_sessions_get_a_fresh_id() {
 
 #[tokio::test]
 async fn persistent_cookies_are_resent_only_when_their_expiry_moves() {
-    let api = Api::new("persistent_cookie", |l| {
-        l.with_expire_after(Duration::from_secs(600))
-    })
+    let api = Api::with_store(
+        "persistent_cookie",
+        |c| c.expire_after(Duration::from_secs(600)),
+        |l| l,
+    )
     .await;
     let cookie = api.get("/counter", None).await.cookie();
     // Read-only within touch_after: no write, no cookie.
@@ -660,13 +664,13 @@ async fn cookie_attributes_follow_the_layer_settings() {
 #[tokio::test]
 async fn layer_options_come_from_the_environment() {
     let (table, _, _) = TestTable::instrumented("layer_env").await;
-    let layer = SessionLayer::new(table.store(|c| c))
-        .with_env([
+    let layer = SessionLayer::new(table.store(|c| {
+        c.env([
             ("AWS_DYNAMO_DB_SESSION_COOKIE_NAME", "envsid"),
             ("AWS_DYNAMO_DB_SESSION_COOKIE_SECURE", "false"),
             ("AWS_DYNAMO_DB_SESSION_EXPIRE_AFTER", "15m"),
         ])
-        .unwrap();
+    }));
     let mut request = Request::default();
     *request.uri_mut() = "/counter".parse().unwrap();
     let reply = decode(session_api::app(layer).oneshot(request).await.unwrap());
@@ -677,8 +681,10 @@ async fn layer_options_come_from_the_environment() {
     );
     assert!(!set_cookie.contains("Secure"));
 
-    let err = SessionLayer::new(table.store(|c| c))
-        .with_env([("AWS_DYNAMO_DB_SESSION_COOKIE_SECURE", "sometimes")])
+    let err = table
+        .config()
+        .env([("AWS_DYNAMO_DB_SESSION_COOKIE_SECURE", "sometimes")])
+        .build()
         .unwrap_err();
     assert!(
         err.to_string()

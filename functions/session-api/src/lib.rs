@@ -108,6 +108,7 @@ pub async fn layer_with(
 ) -> Result<SessionLayer, Error> {
     let mut config = Config::builder()
         .env(vars.clone())
+        .also_reads([SECRET_ARN_VARIABLE])
         .dynamo_db_client(clients.dynamodb);
     let mut source = None;
     if let Some((_, arn)) = vars.iter().find(|(name, _)| name == SECRET_ARN_VARIABLE) {
@@ -125,7 +126,7 @@ pub async fn layer_with(
     if let Some(source) = source {
         store = store.with_secret_source(source, SECRET_REFRESH_INTERVAL);
     }
-    Ok(SessionLayer::new(store).with_env(vars)?)
+    Ok(SessionLayer::new(store))
 }
 
 /// The API function's `Timeout` in `template.yaml` (a test checks that they agree).

@@ -74,7 +74,16 @@ impl Handler {
             .into_iter()
             .map(|(k, v)| (k.into(), v.into()))
             .collect();
-        let config = Config::builder().env(vars.iter().cloned()).build()?;
+        let config = Config::builder()
+            .env(vars.iter().cloned())
+            .also_reads([
+                SEGMENTS_VAR,
+                PAGE_SIZE_VAR,
+                RATE_LIMIT_VAR,
+                MAX_AGE_VAR,
+                MAX_STALE_VAR,
+            ])
+            .build()?;
         let segments = whole_number(&vars, SEGMENTS_VAR, 1, MAX_SEGMENTS)?;
         let page_size = whole_number(&vars, PAGE_SIZE_VAR, 1, MAX_PAGE_SIZE)?;
         let rate_limit = whole_number(&vars, RATE_LIMIT_VAR, 0, u32::MAX)?;

@@ -29,9 +29,9 @@ use dynamodb_session_store::{Config, MemoryStore, SecretKey, SessionLayer, Sessi
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     let on_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
-    let layer = SessionLayer::new(store_from_env().await?)
-        .with_secure(on_lambda)
-        .with_env(std::env::vars())?;
+    let store = store_from_env().await?;
+    let secure = store.config().layer.cookie_secure.unwrap_or(on_lambda);
+    let layer = SessionLayer::new(store).with_secure(secure);
     let app = app::app(layer);
     if on_lambda {
         return lambda_http::run(app).await;

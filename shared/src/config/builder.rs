@@ -4,9 +4,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cookie::SameSite;
+
 use super::sources::Settings;
 use super::{
-    Concurrency, Config, DEFAULT_COMPRESS_ABOVE, DEFAULT_MAX_STALE, Lifetime, SecretKey, validate,
+    Concurrency, Config, DEFAULT_COMPRESS_ABOVE, DEFAULT_MAX_STALE, ENV_PREFIX, LEGACY_ENV_PREFIX,
+    LayerOptions, Lifetime, SecretKey, validate,
 };
 use crate::config::BillingMode;
 use crate::error::Result;
@@ -21,6 +24,7 @@ pub struct ConfigBuilder {
     error_handler: Option<Arc<dyn ErrorHandler>>,
     serializer: Option<Arc<dyn SessionSerializer>>,
     client: Option<aws_sdk_dynamodb::Client>,
+    also_known: Vec<String>,
 }
 
 macro_rules! setters {
@@ -83,6 +87,42 @@ impl ConfigBuilder {
         accept_unsealed: bool;
         /// Compress serialized data above this many bytes (`None`: never).
         compress_above: Option<usize>;
+        /// The layer's cookie name (see [`LayerOptions::cookie_name`]).
+        cookie_name: String;
+        /// The cookie's `Domain`.
+        cookie_domain: String;
+        /// The cookie's `Path`.
+        cookie_path: String;
+        /// The cookie's `Secure` attribute.
+        cookie_secure: bool;
+        /// The cookie's `HttpOnly` attribute.
+        cookie_http_only: bool;
+        /// The cookie's `SameSite` attribute.
+        cookie_same_site: SameSite;
+        /// Persistent cookies (see [`LayerOptions::persistent_cookie`]).
+        persistent_cookie: bool;
+        /// Rack's `defer`: the layer never sends `Set-Cookie`.
+        defer: bool;
+        /// Rack's `expire_after`: sets `max_stale` (over any other source's `max_stale`) and,
+        /// unless `persistent_cookie` is set, persistent cookies.
+        expire_after: Duration;
+        /// Time the layer keeps back from a request's deadline.
+        deadline_margin: Duration;
+    }
+
+    /// Declares variables under the prefix that the caller reads itself (session-gc's
+    /// `AWS_DYNAMO_DB_SESSION_GC_SEGMENTS`, say), so that the environment source does not warn
+    /// about them as typos. The library keeps no list of its callers' variables.
+    pub fn also_reads<S: AsRef<str>>(mut self, variables: impl IntoIterator<Item = S>) -> Self {
+        self.also_known.extend(variables.into_iter().map(|name| {
+            let name = name.as_ref();
+            let option = name
+                .strip_prefix(ENV_PREFIX)
+                .or_else(|| name.strip_prefix(LEGACY_ENV_PREFIX))
+                .unwrap_or(name);
+            option.to_ascii_lowercase()
+        }));
+        self
     }
 
     /// Earlier secret keys still accepted for verification, newest first.
@@ -177,7 +217,7 @@ impl ConfigBuilder {
     /// when the configuration file cannot be read or parsed.
     pub fn build(self) -> Result<Config> {
         let env = match &self.env {
-            Some(vars) => Settings::from_env(vars)?,
+            Some(vars) => Settings::from_env(vars, &self.also_known)?,
             None => Settings::default(),
         };
         let file_path = self
@@ -194,7 +234,34 @@ impl ConfigBuilder {
             .reconciled()?
             .or(env.reconciled()?)
             .or(file.reconciled()?);
-        let origins = merged.origins.clone();
+        let mut origins = merged.origins.clone();
+        // `expire_after` is `max_stale` under Rack's name: it sets the one lifetime, so a
+        // zero value is refused naming it.
+        let max_stale = match merged.expire_after {
+            Some(idle) => {
+                if let Some(origin) = origins.get("expire_after").cloned() {
+                    origins.insert("max_stale".into(), origin);
+                }
+                Some(idle)
+            }
+            None => merged
+                .max_stale
+                .unwrap_or(Lifetime::After(DEFAULT_MAX_STALE))
+                .duration(),
+        };
+        let layer = LayerOptions {
+            cookie_name: merged.cookie_name,
+            cookie_domain: merged.cookie_domain,
+            cookie_path: merged.cookie_path,
+            cookie_secure: merged.cookie_secure,
+            cookie_http_only: merged.cookie_http_only,
+            cookie_same_site: merged.cookie_same_site,
+            persistent_cookie: merged
+                .persistent_cookie
+                .or(merged.expire_after.map(|_| true)),
+            defer: merged.defer,
+            deadline_margin: merged.deadline_margin,
+        };
         let raise_errors = merged.raise_errors.unwrap_or(false);
         let config = Config {
             table_name: merged.table_name.unwrap_or_else(|| "sessions".into()),
@@ -210,10 +277,7 @@ impl ConfigBuilder {
                 .error_handler
                 .unwrap_or_else(|| Arc::new(DefaultErrorHandler::new(raise_errors))),
             max_age: merged.max_age.and_then(Lifetime::duration),
-            max_stale: merged
-                .max_stale
-                .unwrap_or(Lifetime::After(DEFAULT_MAX_STALE))
-                .duration(),
+            max_stale,
             concurrency: merged.concurrency.unwrap_or_default(),
             lock_expiry_time: merged
                 .lock_expiry_time
@@ -231,6 +295,7 @@ impl ConfigBuilder {
                 .compress_above
                 .unwrap_or(Some(DEFAULT_COMPRESS_ABOVE)),
             dynamo_db_client: self.client,
+            layer,
         };
         validate(&config, |option| {
             origins

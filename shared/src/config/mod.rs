@@ -15,6 +15,7 @@
 //! `500ms`, `90s`, `30m` or `1h 30m`; the two lifetimes also accept `none`.
 
 mod builder;
+mod layer;
 mod parse;
 mod sources;
 
@@ -28,8 +29,8 @@ use crate::error_handler::ErrorHandler;
 use crate::serializer::SessionSerializer;
 
 pub use builder::ConfigBuilder;
-pub(crate) use parse::{TimeUnit, parse_bool, parse_lifetime, parse_time};
-pub(crate) use sources::warn_unknown_variables;
+pub use layer::LayerOptions;
+pub(crate) use parse::parse_lifetime;
 
 /// Prefix of the current environment variable form.
 pub const ENV_PREFIX: &str = "AWS_DYNAMO_DB_SESSION_";
@@ -203,8 +204,8 @@ impl<T: AsRef<[u8]>> From<T> for SecretKey {
 /// The session store's configuration. Build it with [`Config::builder`] or load it with
 /// [`Config::from_env`].
 ///
-/// Fields are public for reading; [`SessionStore::new`](crate::SessionStore::new) validates
-/// them again, so a hand-edited config cannot bypass the checks.
+/// Fields are public for reading. [`ConfigBuilder::build`] checks them, once: set values on
+/// the builder, not on a built config, whose hand-edited fields nothing checks again.
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct Config {
@@ -272,6 +273,8 @@ pub struct Config {
     /// The DynamoDB client. When absent, [`SessionStore::from_env`](crate::SessionStore::from_env)
     /// builds one from the default AWS configuration.
     pub dynamo_db_client: Option<aws_sdk_dynamodb::Client>,
+    /// The [`SessionLayer`](crate::SessionLayer)'s options, read by the same sources.
+    pub layer: LayerOptions,
 }
 
 impl fmt::Debug for Config {
@@ -300,6 +303,7 @@ impl fmt::Debug for Config {
             .field("accept_unsealed", &self.accept_unsealed)
             .field("compress_above", &self.compress_above)
             .field("dynamo_db_client", &self.dynamo_db_client.is_some())
+            .field("layer", &self.layer)
             .finish()
     }
 }
@@ -349,7 +353,7 @@ impl Config {
 
 /// Checks the invariants that no single value's parser can see.
 /// `origin` names where an option's value came from, for error messages.
-pub(crate) fn validate(config: &Config, origin: impl Fn(&str) -> String) -> Result<()> {
+fn validate(config: &Config, origin: impl Fn(&str) -> String) -> Result<()> {
     let named = origin;
     if config.table_name.len() < 3 || config.table_name.len() > 255 {
         return Err(Error::invalid(

@@ -6,32 +6,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, Once};
 use std::time::Duration;
 
+use cookie::SameSite;
+
+use super::layer::parse_same_site;
 use super::parse::{TimeUnit, parse_bool, parse_int, parse_lifetime, parse_time, yaml_text};
 use super::{BillingMode, Concurrency, ENV_PREFIX, LEGACY_ENV_PREFIX, Lifetime, SecretKey};
 use crate::error::{Error, Result};
-
-/// Options read by the layer and the bundled functions rather than by [`Config`](super::Config):
-/// known, so that they are not reported as typos.
-const OPTIONS_READ_ELSEWHERE: &[&str] = &[
-    // SessionLayer::with_env
-    "cookie_name",
-    "cookie_domain",
-    "cookie_path",
-    "cookie_secure",
-    "cookie_http_only",
-    "cookie_same_site",
-    "expire_after",
-    "persistent_cookie",
-    "defer",
-    // session-api
-    "secret_arn",
-    // session-gc
-    "gc_segments",
-    "gc_page_size",
-    "gc_rate_limit",
-    "gc_max_age",
-    "gc_max_stale",
-];
 
 /// Options [`Settings::set`] reads.
 const CONFIG_OPTIONS: &[&str] = &[
@@ -57,6 +37,16 @@ const CONFIG_OPTIONS: &[&str] = &[
     "seal_data",
     "accept_unsealed",
     "compress_above",
+    "cookie_name",
+    "cookie_domain",
+    "cookie_path",
+    "cookie_secure",
+    "cookie_http_only",
+    "cookie_same_site",
+    "persistent_cookie",
+    "defer",
+    "expire_after",
+    "deadline_margin",
 ];
 
 /// Options whose values are secrets: never echoed in an error or a log.
@@ -88,6 +78,17 @@ pub(super) struct Settings {
     pub(super) seal_data: Option<bool>,
     pub(super) accept_unsealed: Option<bool>,
     pub(super) compress_above: Option<Option<usize>>,
+    pub(super) cookie_name: Option<String>,
+    pub(super) cookie_domain: Option<String>,
+    pub(super) cookie_path: Option<String>,
+    pub(super) cookie_secure: Option<bool>,
+    pub(super) cookie_http_only: Option<bool>,
+    pub(super) cookie_same_site: Option<SameSite>,
+    pub(super) persistent_cookie: Option<bool>,
+    pub(super) defer: Option<bool>,
+    /// Rack's `max_stale` with a persistent cookie; resolved by the builder.
+    pub(super) expire_after: Option<Duration>,
+    pub(super) deadline_margin: Option<Duration>,
     /// Option name → where its value came from (variable, `file:key`, builder method).
     pub(super) origins: BTreeMap<String, String>,
 }
@@ -121,7 +122,17 @@ impl Settings {
             touch_after,
             seal_data,
             accept_unsealed,
-            compress_above
+            compress_above,
+            cookie_name,
+            cookie_domain,
+            cookie_path,
+            cookie_secure,
+            cookie_http_only,
+            cookie_same_site,
+            persistent_cookie,
+            defer,
+            expire_after,
+            deadline_margin
         )
     }
 
@@ -242,13 +253,29 @@ impl Settings {
                     })?)
                 })
             }
+            "cookie_name" => self.cookie_name = Some(value.to_owned()),
+            "cookie_domain" => self.cookie_domain = Some(value.to_owned()),
+            "cookie_path" => self.cookie_path = Some(value.to_owned()),
+            "cookie_secure" => self.cookie_secure = Some(parse_bool(value, origin)?),
+            "cookie_http_only" => self.cookie_http_only = Some(parse_bool(value, origin)?),
+            "cookie_same_site" => self.cookie_same_site = Some(parse_same_site(value, origin)?),
+            "persistent_cookie" => self.persistent_cookie = Some(parse_bool(value, origin)?),
+            "defer" => self.defer = Some(parse_bool(value, origin)?),
+            "expire_after" => {
+                self.expire_after = Some(parse_time(value, origin, TimeUnit::Seconds)?)
+            }
+            "deadline_margin" => {
+                self.deadline_margin = Some(parse_time(value, origin, TimeUnit::Seconds)?)
+            }
             _ => return Ok(false),
         }
         self.origins.insert(option.to_owned(), origin.to_owned());
         Ok(true)
     }
 
-    pub(super) fn from_env(vars: &[(String, String)]) -> Result<Settings> {
+    /// `also_known`: options the caller reads itself under the same prefix (lower-case), so
+    /// that they are not reported as typos.
+    pub(super) fn from_env(vars: &[(String, String)], also_known: &[String]) -> Result<Settings> {
         static LEGACY_WARNING: Once = Once::new();
         let mut settings = Settings::default();
         // Legacy first, so the current form overwrites it when both are set.
@@ -266,7 +293,7 @@ impl Settings {
                 }
             }
         }
-        warn_unknown_variables(vars.iter().map(|(name, _)| name.as_str()));
+        warn_unknown_variables(vars.iter().map(|(name, _)| name.as_str()), also_known);
         if !legacy_names.is_empty() {
             LEGACY_WARNING.call_once(|| {
                 tracing::warn!(
@@ -310,7 +337,7 @@ impl Settings {
                     "<not shown>",
                     format!(
                         "unknown option; did you mean `{}`?",
-                        closest_option(&option)
+                        closest_option(&option, &[])
                     ),
                 ));
             }
@@ -320,9 +347,9 @@ impl Settings {
 }
 
 /// Warns, once per variable and process, about each `AWS_DYNAMO_DB_SESSION_*` or
-/// `DYNAMO_DB_SESSION_*` variable that names no option, with the closest valid one. The
-/// value is never logged.
-pub(crate) fn warn_unknown_variables<'a>(names: impl IntoIterator<Item = &'a str>) {
+/// `DYNAMO_DB_SESSION_*` variable that names neither an option nor one of `also_known`, with
+/// the closest valid one. The value is never logged.
+fn warn_unknown_variables<'a>(names: impl IntoIterator<Item = &'a str>, also_known: &[String]) {
     static WARNED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
     for name in names {
         let Some(option) = name
@@ -332,7 +359,7 @@ pub(crate) fn warn_unknown_variables<'a>(names: impl IntoIterator<Item = &'a str
             continue;
         };
         let option = option.to_ascii_lowercase();
-        if is_known(&option) {
+        if is_known(&option, also_known) {
             continue;
         }
         let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
@@ -340,7 +367,10 @@ pub(crate) fn warn_unknown_variables<'a>(names: impl IntoIterator<Item = &'a str
             .get_or_insert_with(HashSet::new)
             .insert(name.to_owned())
         {
-            let suggestion = format!("{ENV_PREFIX}{}", closest_option(&option).to_uppercase());
+            let suggestion = format!(
+                "{ENV_PREFIX}{}",
+                closest_option(&option, also_known).to_uppercase()
+            );
             tracing::warn!(
                 variable = name,
                 did_you_mean = %suggestion,
@@ -350,17 +380,17 @@ pub(crate) fn warn_unknown_variables<'a>(names: impl IntoIterator<Item = &'a str
     }
 }
 
-fn is_known(option: &str) -> bool {
-    CONFIG_OPTIONS.contains(&option) || OPTIONS_READ_ELSEWHERE.contains(&option)
+fn is_known(option: &str, also_known: &[String]) -> bool {
+    CONFIG_OPTIONS.contains(&option) || also_known.iter().any(|known| known == option)
 }
 
 /// The known option nearest to `option` by edit distance.
-fn closest_option(option: &str) -> &'static str {
+fn closest_option<'a>(option: &str, also_known: &'a [String]) -> &'a str {
     CONFIG_OPTIONS
         .iter()
-        .chain(OPTIONS_READ_ELSEWHERE)
-        .min_by_key(|known| strsim::levenshtein(option, known))
         .copied()
+        .chain(also_known.iter().map(String::as_str))
+        .min_by_key(|known| strsim::levenshtein(option, known))
         .unwrap_or("table_name")
 }
 
@@ -370,10 +400,14 @@ mod tests {
 
     #[test]
     fn the_closest_option_is_named() {
-        assert_eq!(closest_option("tabel_name"), "table_name");
-        assert_eq!(closest_option("enable_lock"), "enable_locking");
-        assert_eq!(closest_option("cookie_samesite"), "cookie_same_site");
-        assert!(is_known("gc_segments") && !is_known("max_stail"));
+        assert_eq!(closest_option("tabel_name", &[]), "table_name");
+        assert_eq!(closest_option("enable_lock", &[]), "enable_locking");
+        assert_eq!(closest_option("cookie_samesite", &[]), "cookie_same_site");
+        // A caller's own option is known once the caller declares it, and only then.
+        let gc = ["gc_segments".to_owned()];
+        assert!(is_known("gc_segments", &gc) && !is_known("max_stail", &gc));
+        assert!(!is_known("gc_segments", &[]));
+        assert_eq!(closest_option("gc_segment", &gc), "gc_segments");
     }
 
     #[test]

@@ -254,10 +254,8 @@ type PageHook =
 ///
 /// * `expire_at <= now` — always, and by default the only rule. Every write of the store
 ///   (create, save, touch, renew) sets `expire_at` to the end of the session's life under
-///   the lifetimes that write applied — the configuration's `max_age` and `max_stale`, the
-///   layer's ([`SessionLayer::with_max_stale`](crate::SessionLayer::with_max_stale),
-///   [`with_expire_after`](crate::SessionLayer::with_expire_after),
-///   [`with_max_age`](crate::SessionLayer::with_max_age)) or the session's own
+///   the lifetimes that write applied — the configuration's `max_age` and `max_stale` (or
+///   `expire_after`) or the session's own
 ///   ([`Session::set_max_stale`](crate::Session::set_max_stale)) — and
 ///   [`SessionStore::load`](crate::SessionStore::load) treats a session as absent once its
 ///   `expire_at <= now`. So by default the collector never deletes a session the store would
@@ -407,7 +405,6 @@ impl GarbageCollector {
     /// # }
     /// ```
     pub fn new(client: Client, config: &Config) -> Result<Self> {
-        config::validate(config, |option| format!("Config::{option}"))?;
         // The collector retries on its own terms (counted, never past the deadline); SDK
         // retries underneath would multiply the attempts and hide them.
         let client = Client::from_conf(

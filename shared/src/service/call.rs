@@ -14,13 +14,11 @@ use futures::future::{BoxFuture, CatchUnwind};
 use http::header::{AUTHORIZATION, COOKIE, HeaderValue, PROXY_AUTHORIZATION, SET_COOKIE, VARY};
 use http::{Request, Response};
 use pin_project_lite::pin_project;
-use tokio::sync::Mutex;
 
 use super::SessionLayer;
-use super::answer::{Answer, log_error};
-use super::finish::{Outcome, abandon, finish};
+use super::answer::{self, log_error};
 use crate::deadline::Deadline;
-use crate::session::{Inner, Session, State};
+use crate::session::{Failure, Outcome, Parts, Session};
 
 /// The invocation's request id (feature `lambda`), for the log lines of its errors.
 fn request_id_of<B>(request: &Request<B>) -> Option<String> {
@@ -132,13 +130,13 @@ pin_project! {
         /// The handler failed or ran out of time: the lock is released, then the session's
         /// error (if any) is answered, or the failure passed on.
         Abandoning {
-            release: BoxFuture<'static, Option<Answer>>,
+            release: BoxFuture<'static, Option<Failure>>,
             // The handler's `Err`; `None` when the deadline came first.
             failure: Option<F::Output>,
         },
         /// The handler panicked: the lock is released, then the panic resumes.
         Unwinding {
-            release: BoxFuture<'static, Option<Answer>>,
+            release: BoxFuture<'static, Option<Failure>>,
             panic: Option<Box<dyn std::any::Any + Send>>,
         },
     }
@@ -166,16 +164,18 @@ where
                             Ok(Ok(response)) => {
                                 let status = response.status();
                                 Stage::Finishing {
-                                    write: Box::pin(async move { finish(&session, status).await }),
+                                    write: Box::pin(async move {
+                                        session.finish(status.is_server_error()).await
+                                    }),
                                     response: Some(response),
                                 }
                             }
                             Ok(Err(error)) => Stage::Abandoning {
-                                release: Box::pin(async move { abandon(&session).await }),
+                                release: Box::pin(async move { session.abandon().await }),
                                 failure: Some(Err(error)),
                             },
                             Err(panic) => Stage::Unwinding {
-                                release: Box::pin(async move { abandon(&session).await }),
+                                release: Box::pin(async move { session.abandon().await }),
                                 panic: Some(panic),
                             },
                         }
@@ -190,16 +190,14 @@ where
                         let session = session.take().expect("polled after completion");
                         Stage::Abandoning {
                             release: Box::pin(async move {
-                                abandon(&session).await;
-                                let request_id =
-                                    session.inner().state.lock().await.request_id.clone();
-                                log_error(
-                                    &crate::Error::DeadlineExceeded,
-                                    Answer::Busy,
-                                    request_id.as_deref(),
-                                    "the handler did not answer before the deadline; answering 503",
-                                );
-                                Some(Answer::Busy)
+                                session.abandon().await;
+                                session
+                                    .report(
+                                        &crate::Error::DeadlineExceeded,
+                                        "the handler did not answer before the deadline; answering 503",
+                                    )
+                                    .await;
+                                Some(Failure::Busy)
                             }),
                             failure: None,
                         }
@@ -215,7 +213,7 @@ where
                     return Poll::Ready(match (met, failure.take()) {
                         (Some(answer), _) => Ok(this.layer.answer(answer)),
                         (None, Some(failed)) => failed,
-                        (None, None) => Ok(this.layer.answer(Answer::Busy)),
+                        (None, None) => Ok(this.layer.answer(Failure::Busy)),
                     });
                 }
                 StageProjection::Unwinding { release, panic } => {
@@ -246,23 +244,21 @@ impl SessionLayer {
     /// touches it.
     fn session_for<B>(&self, request: &Request<B>, deadline: Option<Deadline>) -> Session {
         let margin = self.deadline_margin;
-        Session::new(Inner {
+        Session::new(Parts {
             store: self.store.clone(),
             cookies: self.cookie.values(request.headers()).collect(),
             request: redacted(request),
             work_until: deadline.map(|d| d.less(margin)),
             cleanup_until: deadline.map(|d| d.less(margin / 4)),
-            state: Mutex::new(State {
-                request_id: request_id_of(request),
-                ..State::default()
-            }),
+            request_id: request_id_of(request),
+            report: log_error,
         })
     }
 
     /// Adds what the outcome requires to the handler's response.
     fn apply<B: From<String>>(&self, outcome: Outcome, mut response: Response<B>) -> Response<B> {
-        if let Some(answer) = outcome.answer {
-            response = self.answer(answer);
+        if let Some(failure) = outcome.failure {
+            response = self.answer(failure);
         }
         if outcome.read {
             response
@@ -280,8 +276,8 @@ impl SessionLayer {
         response
     }
 
-    fn answer<B: From<String>>(&self, answer: Answer) -> Response<B> {
-        answer.response(self.store.config().lock_max_wait_time)
+    fn answer<B: From<String>>(&self, failure: Failure) -> Response<B> {
+        answer::response(failure, self.store.config().lock_max_wait_time)
     }
 }
 

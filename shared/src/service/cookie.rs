@@ -3,11 +3,14 @@
 //! The name defaults to [`HOST_NAME`] whenever the attributes allow the `__Host-` prefix
 //! (`Secure`, `Path=/`, no `Domain`): a browser then refuses the cookie from anyone but this
 //! host over HTTPS, so a sibling subdomain cannot plant one (cookie tossing). Otherwise it is
-//! [`PLAIN_NAME`], and [`sole`] is what keeps a tossed cookie from being used.
+//! [`PLAIN_NAME`], and the session's duplicate-cookie rule (`session::sole`) is what keeps a tossed cookie from being used.
 
 use cookie::{Cookie, SameSite};
 use http::HeaderMap;
 use http::header::COOKIE;
+
+use crate::config::LayerOptions;
+use crate::session::CookieUpdate;
 
 /// The default name when the attributes allow the `__Host-` prefix.
 pub(crate) const HOST_NAME: &str = "__Host-session";
@@ -45,29 +48,22 @@ impl Default for CookieConfig {
     }
 }
 
-/// A change to the client's cookie.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum CookieUpdate {
-    /// The session was written under `value`'s id.
-    Issue {
-        /// The signed cookie value.
-        value: String,
-        /// When the session expires server-side (Unix seconds), if it does.
-        expire_at: Option<i64>,
-        /// When the write behind this cookie happened (Unix seconds): `Max-Age` counts from
-        /// the same clock reading as `expire_at`, so it is exact.
-        written_at: i64,
-        /// The id is new to the client (new or renewed session): the cookie must be sent.
-        /// Otherwise it only needs re-sending when it carries a lifetime that moved.
-        new_id: bool,
-        /// The session has its own `max_stale` ("remember me"): its cookie is persistent.
-        own_lifetime: bool,
-    },
-    /// The session is gone: expire the client's cookie.
-    Remove,
-}
-
 impl CookieConfig {
+    /// The defaults, with what the configuration sets.
+    pub(crate) fn from_options(options: &LayerOptions) -> CookieConfig {
+        let default = CookieConfig::default();
+        CookieConfig {
+            name: options.cookie_name.clone(),
+            domain: options.cookie_domain.clone(),
+            path: options.cookie_path.clone().unwrap_or(default.path),
+            secure: options.cookie_secure.unwrap_or(default.secure),
+            http_only: options.cookie_http_only.unwrap_or(default.http_only),
+            same_site: options.cookie_same_site.unwrap_or(default.same_site),
+            persistent: options.persistent_cookie.unwrap_or(default.persistent),
+            defer: options.defer.unwrap_or(default.defer),
+        }
+    }
+
     /// The cookie's name: the configured one, else [`HOST_NAME`] when the attributes meet the
     /// `__Host-` prefix's rules and [`PLAIN_NAME`] when they do not.
     pub(crate) fn name(&self) -> &str {
@@ -171,41 +167,6 @@ impl CookieConfig {
         cookie.set_same_site(self.same_site);
         Some(cookie)
     }
-}
-
-/// What the request's session cookies name, after verification.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Sole<T> {
-    /// No cookie verified.
-    None,
-    /// Every cookie that verified names this one session.
-    One(T),
-    /// Cookies that verify name different sessions.
-    Ambiguous,
-}
-
-/// The duplicate-cookie rule: of several cookies with the session's name, the session is the
-/// one they name only when every cookie that verifies names the same session; when two
-/// verified cookies name different sessions, none is trusted and the request has no session.
-///
-/// A sibling subdomain can set a cookie of the plain name with `Domain=` the parent and a
-/// longer `Path`, and browsers send it first; it can be a valid cookie of the attacker's own
-/// session. Trusting the first that verifies would work the victim inside the attacker's
-/// session; trusting the last would only invert the attack. Under this rule the attacker
-/// gains nothing but what it can already do to a sibling (make the victim start afresh on
-/// the paths its cookie covers). Cookies that do not verify (garbage, forged, another app's
-/// `session`) are ignored, so they never log anyone out. With the default `__Host-` name a
-/// sibling cannot set the cookie at all.
-pub(crate) fn sole<T: PartialEq>(verified: impl IntoIterator<Item = T>) -> Sole<T> {
-    let mut found = Sole::None;
-    for id in verified {
-        found = match found {
-            Sole::None => Sole::One(id),
-            Sole::One(seen) if seen == id => Sole::One(seen),
-            Sole::One(_) | Sole::Ambiguous => return Sole::Ambiguous,
-        };
-    }
-    found
 }
 
 #[cfg(test)]
@@ -347,17 +308,6 @@ mod tests {
     }
 
     #[test]
-    fn only_one_session_named_by_every_verified_cookie_is_trusted() {
-        assert_eq!(sole(Vec::<u8>::new()), Sole::None);
-        assert_eq!(sole([7]), Sole::One(7));
-        assert_eq!(sole([7, 7]), Sole::One(7), "the same session twice");
-        assert_eq!(sole([1, 2]), Sole::Ambiguous, "a tossed cookie sent first");
-        assert_eq!(sole([2, 1]), Sole::Ambiguous, "or last");
-        assert_eq!(sole([1, 1, 2]), Sole::Ambiguous);
-        assert_eq!(sole([1, 2, 1]), Sole::Ambiguous);
-    }
-
-    #[test]
     fn set_cookie_uses_the_resolved_name() {
         let config = CookieConfig::default();
         let removal = config.set_cookie(CookieUpdate::Remove).unwrap();
@@ -365,5 +315,27 @@ mod tests {
         assert_eq!(removal.path(), Some("/"));
         assert_eq!(removal.secure(), Some(true));
         assert_eq!(removal.domain(), None);
+    }
+
+    #[test]
+    fn the_configuration_sets_the_cookie_over_the_defaults() {
+        let options = LayerOptions {
+            cookie_path: Some("/app".into()),
+            cookie_secure: Some(false),
+            ..LayerOptions::default()
+        };
+        let config = CookieConfig::from_options(&options);
+        assert_eq!(
+            config.name(),
+            PLAIN_NAME,
+            "no __Host- name without Secure and /"
+        );
+        assert_eq!((config.path.as_str(), config.secure), ("/app", false));
+        assert!(config.http_only && !config.persistent && !config.defer);
+        assert_eq!(config.same_site, SameSite::Lax);
+        assert_eq!(
+            CookieConfig::from_options(&LayerOptions::default()).name(),
+            HOST_NAME
+        );
     }
 }

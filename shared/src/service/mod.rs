@@ -4,7 +4,7 @@
 //! `service_fn`, an axum `Router`, a hyper service — and every request carries a lazy
 //! [`Session`] in its extensions. The response body passes through untouched (streaming
 //! works); only headers change. After the handler answers, the layer makes at most one write
-//! ([`finish`]) and adds `Set-Cookie` only when the client's cookie must change.
+//! (`Session::finish`) and adds `Set-Cookie` only when the client's cookie must change.
 //!
 //! | request | DynamoDB calls (no locking) |
 //! |---|---|
@@ -21,20 +21,17 @@
 pub(crate) mod answer;
 mod call;
 mod cookie;
-mod finish;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use ::cookie::SameSite;
 
-use crate::config::{ENV_PREFIX, TimeUnit, parse_bool, parse_time, warn_unknown_variables};
 use crate::session::Session;
 use crate::store::SessionStore;
 
 pub use self::call::SessionService;
 use self::cookie::CookieConfig;
-pub(crate) use self::cookie::{Sole, sole};
 
 /// Time kept back from a request's deadline by default (see
 /// [`SessionLayer::with_deadline_margin`]).
@@ -42,10 +39,12 @@ pub const DEFAULT_DEADLINE_MARGIN: Duration = Duration::from_secs(1);
 
 /// Adds a [`Session`] to every request of the wrapped service.
 ///
-/// Defaults: cookie `__Host-session`, `Path=/`, `Secure`, `HttpOnly`, `SameSite=Lax`, no `Domain`,
-/// a browser-session cookie (no `Max-Age`) unless [`with_persistent_cookie`](Self::with_persistent_cookie)
-/// or [`with_expire_after`](Self::with_expire_after). The session itself always ends
-/// server-side after its `max_stale` (a day by default).
+/// Its options come from the store's configuration ([`Config::layer`](crate::Config::layer):
+/// the same builder, environment and file as the store's), over these defaults: cookie
+/// `__Host-session`, `Path=/`, `Secure`, `HttpOnly`, `SameSite=Lax`, no `Domain`, a
+/// browser-session cookie (no `Max-Age`) unless `persistent_cookie` or `expire_after`. The
+/// `with_*` methods override them in code. The session itself always ends server-side after
+/// its `max_stale` (a day by default), which only the configuration sets.
 ///
 /// The wrapped service's response body type `B` must implement `From<String>`: the layer's
 /// own error answers (503, 409, 413, 500) are small JSON bodies of that type. Every body type
@@ -56,13 +55,13 @@ pub const DEFAULT_DEADLINE_MARGIN: Duration = Duration::from_secs(1);
 /// ```no_run
 /// use dynamodb_session_store::{RequestSessionExt, SessionLayer, SessionStore};
 /// use lambda_http::{Body, Error, Request, Response, service_fn, tower::ServiceBuilder};
-/// use std::time::Duration;
 ///
 /// #[tokio::main]
 /// async fn main() -> Result<(), Error> {
+///     // AWS_DYNAMO_DB_SESSION_EXPIRE_AFTER=30m and friends configure store and layer alike.
 ///     let store = SessionStore::from_env().await?;
 ///     let app = ServiceBuilder::new()
-///         .layer(SessionLayer::new(store).with_expire_after(Duration::from_secs(30 * 60)))
+///         .layer(SessionLayer::new(store))
 ///         .service(service_fn(|req: Request| async move {
 ///             let session = req.session().expect("layer installed");
 ///             session.insert("seen", true).await?;
@@ -81,13 +80,17 @@ pub struct SessionLayer {
 }
 
 impl SessionLayer {
-    /// A layer storing sessions in `store`.
+    /// A layer storing sessions in `store`, with the options of its configuration
+    /// ([`Config::layer`](crate::Config::layer)).
     pub fn new(store: SessionStore) -> Self {
+        let options = &store.config().layer;
+        let cookie = Arc::new(CookieConfig::from_options(options));
+        let deadline_margin = options.deadline_margin.unwrap_or(DEFAULT_DEADLINE_MARGIN);
         SessionLayer {
             store,
-            cookie: Arc::new(CookieConfig::default()),
+            cookie,
             cookie_checked: Arc::default(),
-            deadline_margin: DEFAULT_DEADLINE_MARGIN,
+            deadline_margin,
         }
     }
 
@@ -143,20 +146,6 @@ impl SessionLayer {
         self.with_cookie(|c| c.same_site = same_site)
     }
 
-    /// `max_stale`: a session ends this long after its last write (server-side,
-    /// overriding the configuration's `max_stale`).
-    pub fn with_max_stale(mut self, idle: Duration) -> Self {
-        self.store = self.store.with_lifetimes(None, Some(idle));
-        self
-    }
-
-    /// Absolute lifetime counted from creation (server-side, overriding the configuration's
-    /// `max_age`). A persistent cookie never outlives it.
-    pub fn with_max_age(mut self, lifetime: Duration) -> Self {
-        self.store = self.store.with_lifetimes(Some(lifetime), None);
-        self
-    }
-
     /// Persistent cookies: every cookie carries `Max-Age` until its session's expiry (the
     /// earlier of `max_stale` and `max_age`), re-sent whenever the expiry moves. Off by
     /// default: the cookie dies with the browser, the session at its limit.
@@ -166,22 +155,19 @@ impl SessionLayer {
     /// ```no_run
     /// # async fn demo() -> Result<(), dynamodb_session_store::Error> {
     /// use std::time::Duration;
-    /// use dynamodb_session_store::{SessionLayer, SessionStore};
+    /// use dynamodb_session_store::{Config, MemoryStore, SessionLayer, SessionStore};
     ///
     /// // Sessions idle for two weeks end; until then the cookie survives browser restarts.
-    /// let layer = SessionLayer::new(SessionStore::from_env().await?)
-    ///     .with_max_stale(Duration::from_secs(14 * 24 * 3600))
+    /// let config = Config::builder()
+    ///     .secret_key("0123456789abcdef0123456789abcdef")
+    ///     .max_stale(Duration::from_secs(14 * 24 * 3600))
+    ///     .build()?;
+    /// let layer = SessionLayer::new(SessionStore::with_backend(config, MemoryStore::new())?)
     ///     .with_persistent_cookie(true);
     /// # Ok(()) }
     /// ```
     pub fn with_persistent_cookie(self, persistent: bool) -> Self {
         self.with_cookie(|c| c.persistent = persistent)
-    }
-
-    /// Rack's `expire_after`: [`with_max_stale`](Self::with_max_stale)`(idle)` with a
-    /// [persistent cookie](Self::with_persistent_cookie).
-    pub fn with_expire_after(self, idle: Duration) -> Self {
-        self.with_max_stale(idle).with_persistent_cookie(true)
     }
 
     /// Rack's `defer`: never send `Set-Cookie` (the application sends the cookie itself,
@@ -227,69 +213,7 @@ impl SessionLayer {
         self
     }
 
-    /// Reads cookie options from environment variables (`AWS_DYNAMO_DB_SESSION_` +
-    /// `COOKIE_NAME`, `COOKIE_DOMAIN`, `COOKIE_PATH`, `COOKIE_SECURE`, `COOKIE_HTTP_ONLY`,
-    /// `COOKIE_SAME_SITE` (`Strict`, `Lax`, `None`), `PERSISTENT_COOKIE`, `EXPIRE_AFTER`
-    /// (seconds or `30m`) and `DEFER`); unset variables keep the current settings. Unknown
-    /// variables under the prefix are warned about, naming the closest option.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) naming the variable and value.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// # async fn demo() -> Result<(), dynamodb_session_store::Error> {
-    /// use dynamodb_session_store::{SessionLayer, SessionStore};
-    ///
-    /// let layer = SessionLayer::new(SessionStore::from_env().await?)
-    ///     .with_env(std::env::vars())?;
-    /// # Ok(()) }
-    /// ```
-    pub fn with_env<K: AsRef<str>, V: AsRef<str>>(
-        mut self,
-        vars: impl IntoIterator<Item = (K, V)>,
-    ) -> crate::Result<Self> {
-        let vars: Vec<(K, V)> = vars.into_iter().collect();
-        warn_unknown_variables(vars.iter().map(|(name, _)| name.as_ref()));
-        for (name, value) in &vars {
-            let (name, value) = (name.as_ref(), value.as_ref().trim());
-            let Some(option) = name.strip_prefix(ENV_PREFIX) else {
-                continue;
-            };
-            self = match option {
-                "COOKIE_NAME" => self.with_cookie_name(value),
-                "COOKIE_DOMAIN" => self.with_domain(value),
-                "COOKIE_PATH" => self.with_path(value),
-                "COOKIE_SECURE" => self.with_secure(parse_bool(value, name)?),
-                "COOKIE_HTTP_ONLY" => self.with_http_only(parse_bool(value, name)?),
-                "COOKIE_SAME_SITE" => {
-                    self.with_same_site(match value.to_ascii_lowercase().as_str() {
-                        "strict" => SameSite::Strict,
-                        "lax" => SameSite::Lax,
-                        "none" => SameSite::None,
-                        _ => {
-                            return Err(crate::Error::invalid(
-                                name,
-                                value,
-                                "expected Strict, Lax or None",
-                            ));
-                        }
-                    })
-                }
-                "PERSISTENT_COOKIE" => self.with_persistent_cookie(parse_bool(value, name)?),
-                "EXPIRE_AFTER" => {
-                    self.with_expire_after(parse_time(value, name, TimeUnit::Seconds)?)
-                }
-                "DEFER" => self.with_defer(parse_bool(value, name)?),
-                _ => self,
-            };
-        }
-        Ok(self)
-    }
-
-    /// The store this layer writes to (with the layer's lifetime overrides).
+    /// The store this layer writes to.
     pub fn store(&self) -> &SessionStore {
         &self.store
     }

@@ -2,8 +2,17 @@
 //!
 //! The handle is lazy: nothing is read until the handler first touches the session, and it
 //! records what the handler asked for (changed data, a renewal, a logout, its own lifetime).
-//! What to write once the handler has answered is the service's decision
-//! ([`crate::service`]).
+//! Once the handler has answered, the session makes the one write it calls for
+//! ([`finish`]) and hands the service an [`Outcome`]: plain values (a cookie to send, a
+//! [`Failure`] to answer) that the service alone turns into HTTP. Nothing here knows a status
+//! code or a header.
+
+mod failure;
+mod finish;
+mod outcome;
+mod sole;
+mod state;
+mod users;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,9 +27,14 @@ use crate::error::{Error, Result};
 use crate::error_handler::ErrorAction;
 use crate::keys::SessionId;
 use crate::serializer::SessionData;
-use crate::service::answer::Answer;
-use crate::service::{Sole, sole};
-use crate::store::{SessionRecord, SessionStore, UserSessionPage};
+use crate::store::SessionStore;
+
+#[cfg(test)]
+pub(crate) use self::failure::tests::throttled;
+pub(crate) use self::failure::{Failure, Report};
+pub(crate) use self::outcome::{CookieUpdate, Outcome};
+use self::sole::{Sole, sole};
+use self::state::{Load, Reporter, State};
 
 /// A request's session. Cheap to clone; all clones share the same state.
 ///
@@ -67,7 +81,8 @@ impl std::fmt::Debug for Session {
     }
 }
 
-pub(crate) struct Inner {
+/// What the service hands a new session: the request's side of it.
+pub(crate) struct Parts {
     pub(crate) store: SessionStore,
     /// The values of the request's session cookies, verified on first use.
     pub(crate) cookies: Vec<String>,
@@ -77,21 +92,33 @@ pub(crate) struct Inner {
     pub(crate) work_until: Option<Deadline>,
     /// When releasing what the request holds must be done.
     pub(crate) cleanup_until: Option<Deadline>,
-    pub(crate) state: Mutex<State>,
+    /// The invocation's request id, for the log lines of this request's errors.
+    pub(crate) request_id: Option<String>,
+    /// How the errors this session meets are logged.
+    pub(crate) report: Report,
+}
+
+struct Inner {
+    store: SessionStore,
+    cookies: Vec<String>,
+    request: http::request::Parts,
+    work_until: Option<Deadline>,
+    cleanup_until: Option<Deadline>,
+    state: Mutex<State>,
 }
 
 impl Inner {
     /// The store, bounded by the request's work deadline.
-    pub(crate) fn work_store(&self) -> SessionStore {
+    fn work_store(&self) -> SessionStore {
         bounded(&self.store, self.work_until)
     }
 
     /// The store, bounded by the request's cleanup deadline.
-    pub(crate) fn cleanup_store(&self) -> SessionStore {
+    fn cleanup_store(&self) -> SessionStore {
         bounded(&self.store, self.cleanup_until)
     }
 
-    pub(crate) fn policy(&self, error: &Error) -> ErrorAction {
+    fn policy(&self, error: &Error) -> ErrorAction {
         self.store
             .config()
             .error_handler
@@ -106,87 +133,29 @@ fn bounded(store: &SessionStore, deadline: Option<Deadline>) -> SessionStore {
     }
 }
 
-#[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Load {
-    #[default]
-    NotLoaded,
-    Loaded,
-    /// The read failed: this session must not be written over in this request.
-    Failed,
-}
-
-/// What the handler did to the session; read by the service when the handler has answered.
-#[derive(Default)]
-pub(crate) struct State {
-    /// The id of the first cookie that verified, once checked (`Some(None)`: none did).
-    pub(crate) cookie_id: Option<Option<SessionId>>,
-    pub(crate) load: Load,
-    /// The stored session, as read (or as last written by this request).
-    pub(crate) stored: Option<(SessionId, SessionRecord)>,
-    pub(crate) data: SessionData,
-    pub(crate) changed: bool,
-    pub(crate) renew: bool,
-    pub(crate) destroy: bool,
-    /// A new per-session `max_stale` (`Some(None)`: back to the configured one).
-    pub(crate) max_stale: Option<Option<Duration>>,
-    /// A new user binding (`Some(None)`: unbound).
-    pub(crate) user: Option<Option<String>>,
-    /// The id a new or renewed session will get, drawn early when the application asked for
-    /// its cookie value.
-    pub(crate) next_id: Option<SessionId>,
-    /// An error the error handler chose to raise: the response is replaced with its answer.
-    pub(crate) raised: Option<Answer>,
-    /// The last error a method returned to the application: answered if the handler fails.
-    pub(crate) returned: Option<Answer>,
-    /// An explicit operation (a revocation) failed: the response is this answer whatever
-    /// the handler answers, so a 2xx never claims it happened.
-    pub(crate) explicit_failed: Option<Answer>,
-    /// The invocation's request id, for the log lines of this request's errors.
-    pub(crate) request_id: Option<String>,
-    /// The layer has made this request's write (or given up on it): later changes would be
-    /// lost, so they are refused.
-    pub(crate) closed: bool,
-}
-
-impl State {
-    /// Remembers `error` for the response, logs it (the one log line it gets, even when
-    /// the layer later answers with it) and hands it back.
-    fn fail<T>(&mut self, error: Error) -> Result<T> {
-        let answer = Answer::for_error(&error);
-        crate::service::answer::log_error(
-            &error,
-            answer,
-            self.request_id.as_deref(),
-            "a session method returned an error to the handler",
-        );
-        self.returned = Some(answer);
-        Err(error)
-    }
-
-    /// As [`fail`](Self::fail), for an explicit operation: the response becomes the error's
-    /// answer even if the handler goes on to answer 2xx.
-    fn fail_explicit<T>(&mut self, error: Error) -> Result<T> {
-        self.explicit_failed = Some(Answer::for_error(&error));
-        self.fail(error)
-    }
-}
-
 impl Session {
-    pub(crate) fn new(inner: Inner) -> Self {
+    pub(crate) fn new(parts: Parts) -> Self {
+        let reporter = Reporter {
+            report: parts.report,
+            request_id: parts.request_id,
+        };
         Session {
-            inner: Arc::new(inner),
+            inner: Arc::new(Inner {
+                store: parts.store,
+                cookies: parts.cookies,
+                request: parts.request,
+                work_until: parts.work_until,
+                cleanup_until: parts.cleanup_until,
+                state: Mutex::new(State::new(reporter)),
+            }),
         }
     }
 
-    pub(crate) fn inner(&self) -> &Inner {
-        &self.inner
-    }
-
     /// The id the session cookies name, under the duplicate-cookie rule
-    /// (see `service::cookie::sole`): cookies that verify must all name one session. When
+    /// (see [`sole`]): cookies that verify must all name one session. When
     /// none verifies, a cookie signed with a secret this instance does not know yet makes the
     /// store read its secrets again (at most once per interval) before they are given up on.
-    pub(crate) async fn identify(&self, state: &mut State) -> Option<SessionId> {
+    async fn identify(&self, state: &mut State) -> Option<SessionId> {
         if let Some(id) = &state.cookie_id {
             return id.clone();
         }
@@ -410,131 +379,6 @@ impl Session {
         Ok(())
     }
 
-    /// Binds the session to `user` (after a login): the session moves to a fresh id (as
-    /// [`renew`](Self::renew) does, against session fixation) and can then be listed and
-    /// revoked with the user's other sessions. The binding is kept across renewals. The table
-    /// holds only a keyed hash of `user`; the id itself travels sealed in the session's data.
-    ///
-    /// # Errors
-    ///
-    /// A load error the error handler chose to raise.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// # async fn login(session: dynamodb_session_store::Session) -> dynamodb_session_store::Result<()> {
-    /// session.set_user("user-42").await?;
-    /// let devices = session.user_sessions(None).await?.expect("bound").sessions;
-    /// assert!(devices.iter().any(|d| d.current));
-    /// # Ok(()) }
-    /// ```
-    pub async fn set_user(&self, user: impl Into<String>) -> Result<()> {
-        let user = user.into();
-        let mut state = self.loaded_for_change().await?;
-        if self.bound_user(&state).as_deref() != Some(user.as_str()) {
-            state.user = Some(Some(user));
-            state.changed = true;
-        }
-        state.renew = true;
-        Ok(())
-    }
-
-    /// The user the session is bound to, if any.
-    ///
-    /// # Errors
-    ///
-    /// A load error the error handler chose to raise.
-    pub async fn user(&self) -> Result<Option<String>> {
-        let state = self.loaded().await?;
-        Ok(self.bound_user(&state))
-    }
-
-    /// One page of the bound user's live sessions (this one marked `current`), or `None`
-    /// when the session is bound to no user. Pass a page's `next` to read the following one.
-    ///
-    /// # Errors
-    ///
-    /// A load error the error handler chose to raise; as
-    /// [`SessionStore::user_sessions`].
-    pub async fn user_sessions(&self, cursor: Option<&str>) -> Result<Option<UserSessionPage>> {
-        let mut state = self.loaded().await?;
-        let Some((user, current)) = self.user_and_id(&state) else {
-            return Ok(None);
-        };
-        let store = self.inner.work_store();
-        match store.user_sessions(&user, current.as_ref(), cursor).await {
-            Ok(page) => Ok(Some(page)),
-            Err(e) => state.fail(e),
-        }
-    }
-
-    /// Ends the bound user's other sessions ("sign out of all other devices"); returns how
-    /// many. `None` when the session is bound to no user.
-    ///
-    /// # Errors
-    ///
-    /// A load error the error handler chose to raise; as
-    /// [`SessionStore::revoke_user_sessions`].
-    pub async fn revoke_other_sessions(&self) -> Result<Option<u64>> {
-        let mut state = self.loaded().await?;
-        let Some((user, current)) = self.user_and_id(&state) else {
-            return Ok(None);
-        };
-        let store = self.inner.work_store();
-        match store.revoke_user_sessions_at(&user, current.as_ref()).await {
-            Ok((revoked, revoked_at)) => {
-                // The store moved the kept item's binding past the marker; a renewal in this
-                // request copies the binding from this record, so it must agree.
-                if let Some((_, record)) = &mut state.stored {
-                    record.keep_binding_past(revoked_at);
-                }
-                Ok(Some(revoked))
-            }
-            Err(e) => state.fail_explicit(e),
-        }
-    }
-
-    /// Ends one of the bound user's sessions by the handle a listing showed. Returns whether
-    /// it was one of the user's; the current session's handle destroys this session.
-    ///
-    /// # Errors
-    ///
-    /// A load error the error handler chose to raise; as
-    /// [`SessionStore::revoke_user_session`].
-    pub async fn revoke_session(&self, handle: &str) -> Result<bool> {
-        let mut state = self.loaded().await?;
-        let Some(user) = self.bound_user(&state) else {
-            return Ok(false);
-        };
-        if let Some((id, _)) = &state.stored
-            && self.inner.store.session_handle(id) == handle
-        {
-            return self.mark_destroyed(&mut state).await.map(|()| true);
-        }
-        match self
-            .inner
-            .work_store()
-            .revoke_user_session(&user, handle)
-            .await
-        {
-            Ok(found) => Ok(found),
-            Err(e) => state.fail_explicit(e),
-        }
-    }
-
-    /// The bound user and this session's stored id, when it is bound.
-    fn user_and_id(&self, state: &State) -> Option<(String, Option<SessionId>)> {
-        let user = self.bound_user(state)?;
-        Some((user, state.stored.as_ref().map(|(id, _)| id.clone())))
-    }
-
-    fn bound_user(&self, state: &State) -> Option<String> {
-        match &state.user {
-            Some(user) => user.clone(),
-            None => state.stored.as_ref().and_then(|(_, r)| r.user.clone()),
-        }
-    }
-
     /// The signed cookie value this session will have once the request ends: the request's
     /// own when the id stays, a fresh one when the session is new, renewed, or moving off a
     /// rotated-out secret (asking commits that move). `None` when the session is destroyed.
@@ -630,7 +474,7 @@ impl Session {
             Err(error) => {
                 state.load = Load::Failed;
                 if self.inner.policy(&error) == ErrorAction::Raise {
-                    state.raised = Some(Answer::for_error(&error));
+                    state.raised = Some(Failure::of(&error));
                     state.fail(error)
                 } else {
                     Ok(state)

@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::Client;
 
-use crate::config::{self, Config, MIN_SECRET_KEY_LEN};
+use crate::config::{Config, MIN_SECRET_KEY_LEN};
 use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 use crate::keys::refresh::{Refresher, SecretSource, SigningSecrets};
@@ -86,6 +86,8 @@ pub struct SessionStore {
     deadline: Option<Deadline>,
 }
 
+/// Built only by [`SessionStore::build`]; a variant of a store clones it.
+#[derive(Clone)]
 struct Inner {
     config: Config,
     backend: Arc<dyn SessionBackend>,
@@ -115,7 +117,7 @@ impl SessionStore {
     /// # Errors
     ///
     /// [`Error::MissingSecretKey`] without a secret key, [`Error::MissingClient`] without a
-    /// client, [`Error::InvalidConfig`] for values a hand-edited [`Config`] got wrong.
+    /// client. The values themselves were checked when the [`Config`] was built.
     ///
     /// # Examples
     ///
@@ -126,7 +128,6 @@ impl SessionStore {
     /// assert!(matches!(err, Error::MissingSecretKey));
     /// ```
     pub fn new(config: Config) -> Result<Self> {
-        config::validate(&config, |option| format!("Config::{option}"))?;
         if config.secret_key.is_none() {
             return Err(Error::MissingSecretKey);
         }
@@ -147,8 +148,8 @@ impl SessionStore {
     ///
     /// # Errors
     ///
-    /// [`Error::MissingSecretKey`] without a secret key, [`Error::InvalidConfig`] for values a
-    /// hand-edited [`Config`] got wrong.
+    /// [`Error::MissingSecretKey`] without a secret key. The values themselves were checked
+    /// when the [`Config`] was built.
     ///
     /// # Examples
     ///
@@ -160,10 +161,6 @@ impl SessionStore {
     /// # Ok::<(), dynamodb_session_store::Error>(())
     /// ```
     pub fn with_backend(config: Config, backend: impl SessionBackend) -> Result<Self> {
-        config::validate(&config, |option| format!("Config::{option}"))?;
-        if config.secret_key.is_none() {
-            return Err(Error::MissingSecretKey);
-        }
         let client = config.dynamo_db_client.clone();
         Self::build(config, Arc::new(backend), client)
     }
@@ -234,18 +231,10 @@ impl SessionStore {
     /// (30 s is a good choice), one fetch at a time. A failed fetch is logged and counted
     /// ([`secret_refresh_failures`](Self::secret_refresh_failures)); the secrets in use stay.
     pub fn with_secret_source(self, source: impl SecretSource, min_interval: Duration) -> Self {
-        let inner = &self.inner;
+        let mut inner = Inner::clone(&self.inner);
+        inner.refresher = Some(Arc::new(Refresher::new(source, min_interval)));
         SessionStore {
-            inner: Arc::new(Inner {
-                config: inner.config.clone(),
-                backend: inner.backend.clone(),
-                client: inner.client.clone(),
-                keys: inner.keys.clone(),
-                refresher: Some(Arc::new(Refresher::new(source, min_interval))),
-                refused: inner.refused.clone(),
-                #[cfg(feature = "testing")]
-                forced_ids: inner.forced_ids.clone(),
-            }),
+            inner: Arc::new(inner),
             deadline: self.deadline,
         }
     }
@@ -399,32 +388,6 @@ impl SessionStore {
         let codec = self.codec();
         let framed = codec.frame(data, user)?;
         Ok(codec.encode_with(framed, &keys::id_only_data_key(id), &keys::table_key(id)))
-    }
-
-    /// A store sharing this one's backend and keys with other lifetime limits (the layer's
-    /// overrides of the configuration's).
-    pub(crate) fn with_lifetimes(
-        &self,
-        max_age: Option<Duration>,
-        max_stale: Option<Duration>,
-    ) -> SessionStore {
-        let inner = &self.inner;
-        let mut config = inner.config.clone();
-        config.max_age = max_age.or(config.max_age);
-        config.max_stale = max_stale.or(config.max_stale);
-        SessionStore {
-            inner: Arc::new(Inner {
-                config,
-                backend: inner.backend.clone(),
-                client: inner.client.clone(),
-                keys: inner.keys.clone(),
-                refresher: inner.refresher.clone(),
-                refused: inner.refused.clone(),
-                #[cfg(feature = "testing")]
-                forced_ids: inner.forced_ids.clone(),
-            }),
-            deadline: self.deadline,
-        }
     }
 
     /// Whether an unchanged session last written at `updated_at` is due for a touch: only

@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::Client;
-use dynamodb_session_store::{Config, ConfigBuilder, Error, Lifetime, SessionStore};
+use dynamodb_session_store::{
+    Config, ConfigBuilder, Error, GC_MAX_AGE_VAR, GC_MAX_STALE_VAR, GC_PAGE_SIZE_VAR,
+    GC_RATE_LIMIT_VAR, GC_SEGMENTS_VAR, Lifetime, SessionStore,
+};
 
 use crate::output::{Failure, Output};
 
@@ -121,7 +124,14 @@ impl Context {
         more: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
     ) -> Result<Config, Failure> {
         let global = &self.global;
-        let mut builder = Config::builder().env_from_process();
+        // `sessionctl gc` reads the collector's variables itself.
+        let mut builder = Config::builder().env_from_process().also_reads([
+            GC_MAX_AGE_VAR,
+            GC_MAX_STALE_VAR,
+            GC_PAGE_SIZE_VAR,
+            GC_RATE_LIMIT_VAR,
+            GC_SEGMENTS_VAR,
+        ]);
         if let Some(path) = &global.config_file {
             builder = builder.config_file(path.clone());
         }

@@ -23,40 +23,47 @@
 //! | implicit work: a touch that only pushes `expire_at`, a move off a rotated-out secret of a session only read, a read-only request's lock release | the error handler's policy (`raise_errors: false` lets the handler's answer through) |
 //!
 //! A read that fails is the error handler's to decide as well (implicit work); nothing is
-//! written over a session whose read failed. Every error answered is logged once
-//! ([`log_error`]).
+//! written over a session whose read failed. Every error answered is logged once (through
+//! the service's [`Report`](super::Report)).
 
-use http::StatusCode;
-
-use super::answer::{Answer, log_error};
-use super::cookie::CookieUpdate;
+use super::{CookieUpdate, Failure, Inner, Load, Outcome, Session, State};
 use crate::error::Error;
 use crate::error_handler::ErrorAction;
-use crate::session::{Inner, Load, Session, State};
 use crate::store::SessionRecord;
 
-/// What the layer must do to the response once the session is finished with.
-#[derive(Debug, Default)]
-pub(crate) struct Outcome {
-    /// The session was read: responses vary by cookie.
-    pub(crate) read: bool,
-    /// The cookie to send, if any.
-    pub(crate) cookie: Option<CookieUpdate>,
-    /// Replace the response with this error answer.
-    pub(crate) answer: Option<Answer>,
+impl Session {
+    /// Makes the one write the request needs after the handler answered; `server_error`:
+    /// it answered with a server error, so nothing it did is kept.
+    pub(crate) async fn finish(&self, server_error: bool) -> Outcome {
+        finish(&self.inner, server_error).await
+    }
+
+    /// The handler failed, panicked or ran out of time: nothing is written, the lock is
+    /// released, and the failure the session met (if any) says how to answer.
+    pub(crate) async fn abandon(&self) -> Option<Failure> {
+        let inner = &self.inner;
+        let mut state = inner.state.lock().await;
+        state.closed = true;
+        release(inner, &mut state).await;
+        state.raised.or(state.returned)
+    }
+
+    /// Logs `error`, met by the request outside the session, as the session logs its own.
+    pub(crate) async fn report(&self, error: &Error, what: &str) {
+        let state = self.inner.state.lock().await;
+        state.reporter.report(error, Failure::of(error), what);
+    }
 }
 
-/// Makes the one write the request needs after the handler answered with `status`.
-pub(crate) async fn finish(session: &Session, status: StatusCode) -> Outcome {
-    let inner = session.inner();
+async fn finish(inner: &Inner, server_error: bool) -> Outcome {
     let mut state = inner.state.lock().await;
     state.closed = true;
     let mut outcome = Outcome {
         read: state.load != Load::NotLoaded,
-        answer: state.raised.or(state.explicit_failed),
+        failure: state.raised.or(state.explicit_failed),
         cookie: None,
     };
-    if outcome.answer.is_some() || status.is_server_error() {
+    if outcome.failure.is_some() || server_error {
         release(inner, &mut state).await;
         return outcome;
     }
@@ -102,16 +109,6 @@ fn bound_or_own_lifetime(state: &State) -> bool {
         None => stored.is_some_and(|r| r.max_stale.is_some()),
     };
     user || max_stale
-}
-
-/// The handler failed, panicked or ran out of time: nothing is written, the lock is
-/// released, and the error the session met (if any) says how to answer.
-pub(crate) async fn abandon(session: &Session) -> Option<Answer> {
-    let inner = session.inner();
-    let mut state = inner.state.lock().await;
-    state.closed = true;
-    release(inner, &mut state).await;
-    state.raised.or(state.returned)
 }
 
 /// Deletes a destroyed or emptied session and expires its cookie.
@@ -215,7 +212,7 @@ async fn write(inner: &Inner, state: &mut State) -> Result<Option<CookieUpdate>,
 
 fn issue(
     inner: &Inner,
-    id: &crate::SessionId,
+    id: &crate::keys::SessionId,
     record: &SessionRecord,
     new_id: bool,
 ) -> CookieUpdate {
@@ -248,12 +245,11 @@ fn failed(inner: &Inner, state: &State, error: &Error, outcome: &mut Outcome) {
 
 /// The response becomes `error`'s answer, logged once.
 fn raise(state: &State, error: &Error, outcome: &mut Outcome) {
-    let answer = Answer::for_error(error);
-    log_error(
+    let failure = Failure::of(error);
+    state.reporter.report(
         error,
-        answer,
-        state.request_id.as_deref(),
+        failure,
         "the session's write failed; answering with an error",
     );
-    outcome.answer = Some(answer);
+    outcome.failure = Some(failure);
 }

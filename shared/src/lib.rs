@@ -58,11 +58,10 @@ pub use deadline::{Deadline, LAMBDA_MAX_TIMEOUT};
 pub use error::{Error, Result};
 pub use error_handler::{DefaultErrorHandler, ErrorAction, ErrorHandler};
 pub use gc::{
-    CHECKPOINT_INTERVAL, CHECKPOINT_KEY, DEFAULT_CONCURRENCY, DEFAULT_MAX_RETRIES,
+    CHECKPOINT_INTERVAL, CHECKPOINT_KEY, Checkpoint, DEFAULT_CONCURRENCY, DEFAULT_MAX_RETRIES,
     DEFAULT_PAGE_SIZE, DEFAULT_SEGMENTS, GC_MAX_AGE_VAR, GC_MAX_STALE_VAR, GC_PAGE_SIZE_VAR,
-    Checkpoint, GC_RATE_LIMIT_VAR, GC_SEGMENTS_VAR, GarbageCollector, GcLimits, GcProgress,
-    GcReport, MAX_PAGE_SIZE, MAX_SEGMENTS, PassStatus, ScannedPage, SegmentProgress,
-    collect_garbage,
+    GC_RATE_LIMIT_VAR, GC_SEGMENTS_VAR, GarbageCollector, GcLimits, GcProgress, GcReport,
+    MAX_PAGE_SIZE, MAX_SEGMENTS, PassStatus, ScannedPage, SegmentProgress, collect_garbage,
 };
 pub use keys::SessionId;
 pub use keys::refresh::{SecretSource, SigningSecrets};

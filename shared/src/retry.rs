@@ -99,7 +99,11 @@ mod tests {
             )
             .await;
         assert_eq!(result, Err("busy"));
-        assert_eq!(attempts.into_inner(), 4, "the first attempt and three retries");
+        assert_eq!(
+            attempts.into_inner(),
+            4,
+            "the first attempt and three retries"
+        );
         assert_eq!(notified.into_inner(), 3);
     }
 

@@ -8,9 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use dynamodb_session_store::{
-    GcLimits, PassStatus, SessionId, SessionRecord, SessionStore,
-};
+use dynamodb_session_store::{GcLimits, PassStatus, SessionId, SessionRecord, SessionStore};
 use serde_json::json;
 
 use crate::conformance::{Backend, Times};
@@ -28,7 +26,10 @@ fn now() -> i64 {
 }
 
 /// Creates a session and finds the table key it was stored under.
-async fn create<B: Backend>(backend: &B, store: &SessionStore) -> (SessionId, SessionRecord, String) {
+async fn create<B: Backend>(
+    backend: &B,
+    store: &SessionStore,
+) -> (SessionId, SessionRecord, String) {
     let before = backend.keys().await;
     let (id, record) = store.create(&data(json!({"n": 1}))).await.unwrap();
     let mut added: Vec<String> = backend
@@ -105,9 +106,7 @@ pub async fn gc_spares_a_session_refreshed_after_the_scan<B: Backend>() {
     let store = backend.store(|c| c.max_stale(Duration::from_secs(600)));
     let (id, record, key) = create(&backend, &store).await;
     let kept = id.clone();
-    backend
-        .age(&key, times(HOUR, HOUR, Some(-MINUTE)))
-        .await;
+    backend.age(&key, times(HOUR, HOUR, Some(-MINUTE))).await;
     let refreshed = Arc::new(AtomicBool::new(false));
     let collector = backend.collector().with_segments(1).on_page_scanned({
         let (store, refreshed) = (store.clone(), refreshed.clone());
@@ -123,7 +122,10 @@ pub async fn gc_spares_a_session_refreshed_after_the_scan<B: Backend>() {
     });
 
     let report = collector.collect_all().await.unwrap();
-    assert!(refreshed.load(Ordering::SeqCst), "the scan found it as garbage");
+    assert!(
+        refreshed.load(Ordering::SeqCst),
+        "the scan found it as garbage"
+    );
     assert_eq!(report.garbage_found, 1);
     assert_eq!((report.deleted, report.skipped_refreshed), (0, 1));
     assert!(backend.keys().await.contains(&key));
@@ -214,9 +216,7 @@ pub async fn gc_resumes_from_its_checkpoint<B: Backend>() {
     let store = backend.store(|c| c.max_stale(Duration::from_secs(600)));
     for _ in 0..EXPIRED {
         let (_, _, key) = create(&backend, &store).await;
-        backend
-            .age(&key, times(HOUR, HOUR, Some(-MINUTE)))
-            .await;
+        backend.age(&key, times(HOUR, HOUR, Some(-MINUTE))).await;
     }
     let (live, _, live_key) = create(&backend, &store).await;
 
@@ -249,7 +249,10 @@ pub async fn gc_resumes_from_its_checkpoint<B: Backend>() {
         .await
         .unwrap();
     assert_eq!(second.status, PassStatus::Complete);
-    assert_eq!(second.pass_started_at, first.pass_started_at, "the same pass");
+    assert_eq!(
+        second.pass_started_at, first.pass_started_at,
+        "the same pass"
+    );
     assert!(
         starts.lock().unwrap()[0].is_some(),
         "the second invocation starts after the first one's last page"
@@ -257,5 +260,9 @@ pub async fn gc_resumes_from_its_checkpoint<B: Backend>() {
     assert_eq!(first.deleted + second.deleted, EXPIRED as u64);
     assert_eq!(second.skipped_refreshed, 0);
     assert!(store.load(&live).await.unwrap().is_some());
-    assert_eq!(backend.keys().await, [live_key], "the finished pass left no checkpoint");
+    assert_eq!(
+        backend.keys().await,
+        [live_key],
+        "the finished pass left no checkpoint"
+    );
 }

@@ -1164,22 +1164,42 @@ impl Sut {
         let before = self.backend.expiries().await;
         let mut opened = Vec::new();
         for known in self.known.iter().flatten() {
-            if self.probe.load(&known.id).await.expect("probe load").is_some() {
+            if self
+                .probe
+                .load(&known.id)
+                .await
+                .expect("probe load")
+                .is_some()
+            {
                 opened.push(known.id.clone());
             }
         }
-        let report = self.backend.collector().collect_all().await.expect("collects");
+        let report = self
+            .backend
+            .collector()
+            .collect_all()
+            .await
+            .expect("collects");
         let after = self.backend.expiries().await;
         assert_eq!(report.status, PassStatus::Complete);
         for (key, expire_at) in &before {
             match expire_at {
                 Some(t) if *t <= now => {
-                    assert!(!after.contains_key(key), "expired at {t}, now {now}: not collected")
+                    assert!(
+                        !after.contains_key(key),
+                        "expired at {t}, now {now}: not collected"
+                    )
                 }
-                _ => assert!(after.contains_key(key), "live until {expire_at:?}: collected"),
+                _ => assert!(
+                    after.contains_key(key),
+                    "live until {expire_at:?}: collected"
+                ),
             }
         }
-        let expired = before.values().filter(|t| t.is_some_and(|t| t <= now)).count();
+        let expired = before
+            .values()
+            .filter(|t| t.is_some_and(|t| t <= now))
+            .count();
         assert_eq!(report.deleted, expired as u64, "{report:?}");
         for id in &opened {
             assert!(

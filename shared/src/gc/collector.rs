@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 
-use super::sweep::{Settings, Sweep};
 #[cfg(feature = "testing")]
 use super::ScannedPage;
+use super::sweep::{Settings, Sweep};
 use super::{
     DEFAULT_CONCURRENCY, DEFAULT_MAX_RETRIES, DEFAULT_PAGE_SIZE, DEFAULT_SEGMENTS, GcLimits,
     GcProgress, GcReport, MAX_SEGMENTS,
@@ -465,7 +465,10 @@ mod tests {
             config(|c| c.max_stale(crate::Lifetime::Unlimited)),
         ] {
             let collector = GarbageCollector::new(client.clone(), &store_config).unwrap();
-            assert_eq!((collector.settings.max_age, collector.settings.max_stale), (None, None));
+            assert_eq!(
+                (collector.settings.max_age, collector.settings.max_stale),
+                (None, None)
+            );
         }
         let limits = GcLimits::from_env([
             ("AWS_DYNAMO_DB_SESSION_MAX_STALE", "60"),
@@ -487,7 +490,10 @@ mod tests {
             .with_limits(limits);
         assert_eq!(capped.settings.max_stale, Some(Duration::from_secs(1800)));
         let removed = capped.with_limits(GcLimits::default());
-        assert_eq!((removed.settings.max_age, removed.settings.max_stale), (None, None));
+        assert_eq!(
+            (removed.settings.max_age, removed.settings.max_stale),
+            (None, None)
+        );
 
         for (empty, expected) in [("", None), ("none", None)] {
             let limits = GcLimits::from_env([(GC_MAX_AGE_VAR, empty)]).unwrap();

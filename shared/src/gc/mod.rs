@@ -238,7 +238,8 @@ pub(crate) fn rule_at(
     max_stale: Option<Duration>,
     now: i64,
 ) -> GarbageRule {
-    let before = |limit: Duration| now.saturating_sub(i64::try_from(limit.as_secs()).unwrap_or(i64::MAX));
+    let before =
+        |limit: Duration| now.saturating_sub(i64::try_from(limit.as_secs()).unwrap_or(i64::MAX));
     GarbageRule {
         now,
         created_before: max_age.map(before),

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use futures::stream::{self, TryStreamExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
-use super::checkpoint::{Checkpoint, SegmentProgress};
-use super::counts::Counts;
 #[cfg(feature = "testing")]
 use super::ScannedPage;
+use super::checkpoint::{Checkpoint, SegmentProgress};
+use super::counts::Counts;
 use super::{CHECKPOINT_INTERVAL, GcProgress, GcReport, PassStatus, rule_at};
 use crate::error::{Error, Result};
 use crate::store::{CollectorBackend, GarbageRule, GarbageScan, Retry, now};
@@ -262,7 +262,9 @@ impl<'a> Sweep<'a> {
             .save_checkpoint(&progress.checkpoint, expected, self.retry(self.deadline))
             .await?;
         if !written {
-            tracing::warn!("another garbage collector moved the checkpoint; leaving the pass to it");
+            tracing::warn!(
+                "another garbage collector moved the checkpoint; leaving the pass to it"
+            );
             return Ok(PassStatus::Superseded);
         }
         progress.version = expected + 1;

@@ -293,7 +293,8 @@ impl GarbageRule {
     /// Whether `item` is garbage under this rule: the same test a backend's conditional
     /// delete applies.
     pub fn matches(&self, item: &StoredItem) -> bool {
-        item.expire_at.is_some_and(|expire_at| expire_at <= self.now)
+        item.expire_at
+            .is_some_and(|expire_at| expire_at <= self.now)
             || self
                 .created_before
                 .is_some_and(|before| item.created_at < before)
@@ -381,8 +382,12 @@ pub trait CollectorBackend: Debug + Send + Sync + 'static {
     /// # Errors
     ///
     /// As [`scan_garbage`](Self::scan_garbage).
-    async fn delete_if_garbage(&self, key: &str, rule: &GarbageRule, retry: Retry<'_>)
-    -> Result<bool>;
+    async fn delete_if_garbage(
+        &self,
+        key: &str,
+        rule: &GarbageRule,
+        retry: Retry<'_>,
+    ) -> Result<bool>;
 
     /// The stored checkpoint, if any (strongly consistent).
     ///

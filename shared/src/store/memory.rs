@@ -320,7 +320,9 @@ impl CollectorBackend for MemoryStore {
                 .filter(|key| rule.matches(&items[key.as_str()]))
                 .map(|key| (*key).clone())
                 .collect(),
-            next: more.then(|| keys.last().map(|key| (*key).clone())).flatten(),
+            next: more
+                .then(|| keys.last().map(|key| (*key).clone()))
+                .flatten(),
         })
     }
 

@@ -235,7 +235,8 @@ impl CollectorBackend for DynamoDbBackend {
 
 /// Whether a conditional write was refused by its condition.
 fn is_condition_failure<E: ConditionFailure, R>(e: &SdkError<E, R>) -> bool {
-    e.as_service_error().is_some_and(ConditionFailure::is_condition_failure)
+    e.as_service_error()
+        .is_some_and(ConditionFailure::is_condition_failure)
 }
 
 /// The operations' own conditional-check variants, which need no error code to be set.

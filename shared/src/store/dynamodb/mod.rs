@@ -32,7 +32,6 @@ use crate::error::{Error, Result};
 use crate::expression::Expression;
 use crate::retry::Backoff;
 
-
 /// Sessions in a DynamoDB table (hash key only, type S).
 #[derive(Clone)]
 pub(crate) struct DynamoDbBackend {

@@ -43,6 +43,7 @@ mod error_handler;
 mod expression;
 mod gc;
 mod keys;
+mod retry;
 mod serializer;
 mod service;
 mod session;
@@ -57,10 +58,10 @@ pub use deadline::{Deadline, LAMBDA_MAX_TIMEOUT};
 pub use error::{Error, Result};
 pub use error_handler::{DefaultErrorHandler, ErrorAction, ErrorHandler};
 pub use gc::{
-    CHECKPOINT_INTERVAL, CHECKPOINT_KEY, DEFAULT_CONCURRENCY, DEFAULT_MAX_RETRIES,
+    CHECKPOINT_INTERVAL, CHECKPOINT_KEY, Checkpoint, DEFAULT_CONCURRENCY, DEFAULT_MAX_RETRIES,
     DEFAULT_PAGE_SIZE, DEFAULT_SEGMENTS, GC_MAX_AGE_VAR, GC_MAX_STALE_VAR, GC_PAGE_SIZE_VAR,
     GC_RATE_LIMIT_VAR, GC_SEGMENTS_VAR, GarbageCollector, GcLimits, GcProgress, GcReport,
-    MAX_PAGE_SIZE, MAX_SEGMENTS, PassStatus, ScannedPage, collect_garbage,
+    MAX_PAGE_SIZE, MAX_SEGMENTS, PassStatus, ScannedPage, SegmentProgress, collect_garbage,
 };
 pub use keys::SessionId;
 pub use keys::refresh::{SecretSource, SigningSecrets};
@@ -68,8 +69,9 @@ pub use serializer::{JsonSerializer, SessionData, SessionSerializer};
 pub use service::{DEFAULT_DEADLINE_MARGIN, RequestSessionExt, SessionLayer, SessionService};
 pub use session::Session;
 pub use store::{
-    Changes, EndedBy, Guard, Locked, MAX_ITEM_BYTES, MemoryStore, Replaced, SessionBackend,
-    SessionRecord, SessionStore, StoredItem, StoredLock, UserSession, UserSessionPage, Written,
+    Changes, CollectorBackend, EndedBy, GarbagePage, GarbageRule, GarbageScan, Guard, Locked,
+    MAX_ITEM_BYTES, MemoryStore, Replaced, Retry, SessionBackend, SessionRecord, SessionStore,
+    StoredCheckpoint, StoredItem, StoredLock, UserSession, UserSessionPage, Written,
 };
 pub use table::{Creation, Deletion, ExistingTable, LOGICAL_ID_TAG, STACK_ID_TAG, SessionTable};
 

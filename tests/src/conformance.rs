@@ -10,13 +10,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use dynamodb_session_store::{
-    Concurrency, Config, ConfigBuilder, Deadline, Error, MemoryStore, RequestSessionExt,
-    SessionLayer, SessionStore,
+    CHECKPOINT_KEY, Changes, Concurrency, Config, ConfigBuilder, Deadline, Error, GarbageCollector,
+    Guard, MemoryStore, RequestSessionExt, SessionBackend, SessionLayer, SessionStore, Written,
 };
 use lambda_http::http::{Request, Response, StatusCode, header};
 use lambda_http::tower::{Layer, ServiceExt, service_fn};
 use serde_json::{Value, json};
 
+pub use crate::conformance_gc::*;
 use crate::{SECRET, TestTable, data};
 
 /// A fresh place to keep sessions, one per test.
@@ -27,6 +28,25 @@ pub trait Backend: Sized {
     fn store(&self, configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> SessionStore;
     /// How many session items it holds.
     fn count(&self) -> impl Future<Output = usize>;
+    /// A garbage collector on it, with the collector's defaults.
+    fn collector(&self) -> GarbageCollector;
+    /// The table keys of the items it holds, but the collector's checkpoint.
+    fn keys(&self) -> impl Future<Output = Vec<String>>;
+    /// Rewrites the timestamps of the item under `key`, as if time had passed.
+    fn age(&self, key: &str, times: Times) -> impl Future<Output = ()>;
+}
+
+/// The timestamps [`Backend::age`] gives an item (Unix seconds).
+#[derive(Debug, Clone, Copy)]
+pub struct Times {
+    /// Its creation.
+    pub created_at: i64,
+    /// Its last write.
+    pub updated_at: i64,
+    /// When it ends, if it has a limit.
+    pub expire_at: Option<i64>,
+    /// Its own idle limit in seconds, if it has one.
+    pub max_stale: Option<u64>,
 }
 
 /// Sessions in a fresh table on the suite's DynamoDB.
@@ -54,6 +74,59 @@ impl Backend for DynamoDb {
             })
             .count()
     }
+
+    fn collector(&self) -> GarbageCollector {
+        GarbageCollector::new(self.0.client.clone(), &self.0.config().build().unwrap()).unwrap()
+    }
+
+    async fn keys(&self) -> Vec<String> {
+        self.0
+            .items()
+            .await
+            .iter()
+            .map(|item| item["session_id"].as_s().unwrap().clone())
+            .filter(|key| key != CHECKPOINT_KEY)
+            .collect()
+    }
+
+    async fn age(&self, key: &str, times: Times) {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let n = |n: String| AttributeValue::N(n);
+        let mut set = vec!["created_at = :c", "updated_at = :u"];
+        let mut remove = Vec::new();
+        let mut update = self
+            .0
+            .client
+            .update_item()
+            .table_name(&self.0.name)
+            .key("session_id", AttributeValue::S(key.to_owned()))
+            .expression_attribute_values(":c", n(times.created_at.to_string()))
+            .expression_attribute_values(":u", n(times.updated_at.to_string()));
+        match times.expire_at {
+            Some(t) => {
+                set.push("expire_at = :e");
+                update = update.expression_attribute_values(":e", n(t.to_string()));
+            }
+            None => remove.push("expire_at"),
+        }
+        match times.max_stale {
+            Some(s) => {
+                set.push("max_stale = :m");
+                update = update.expression_attribute_values(":m", n(s.to_string()));
+            }
+            None => remove.push("max_stale"),
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        update
+            .update_expression(expression)
+            .condition_expression("attribute_exists(session_id)")
+            .send()
+            .await
+            .expect("aged");
+    }
 }
 
 /// Sessions in memory.
@@ -73,6 +146,32 @@ impl Backend for Memory {
 
     async fn count(&self) -> usize {
         self.0.len()
+    }
+
+    fn collector(&self) -> GarbageCollector {
+        GarbageCollector::with_backend(self.0.clone())
+    }
+
+    async fn keys(&self) -> Vec<String> {
+        self.0
+            .items_snapshot()
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect()
+    }
+
+    async fn age(&self, key: &str, times: Times) {
+        let changes = Changes {
+            created_at: Some(times.created_at),
+            updated_at: Some(times.updated_at),
+            expire_at: Some(times.expire_at),
+            max_stale: Some(times.max_stale),
+            ..Changes::default()
+        };
+        let written = SessionBackend::update(&self.0, key, &changes, &Guard::None)
+            .await
+            .unwrap();
+        assert_eq!(written, Written::Applied);
     }
 }
 
@@ -112,6 +211,12 @@ macro_rules! conformance_suite {
             expired_sessions_are_never_listed => expired_sessions_are_never_listed(),
             changes_after_the_write_are_refused => changes_after_the_write_are_refused(),
             tossed_cookies_are_never_used => tossed_cookies_are_never_used(),
+            gc_deletes_what_has_expired => gc_deletes_what_has_expired(),
+            gc_keeps_live_sessions => gc_keeps_live_sessions(),
+            gc_spares_a_session_refreshed_after_the_scan => gc_spares_a_session_refreshed_after_the_scan(),
+            gc_respects_a_sessions_own_max_stale => gc_respects_a_sessions_own_max_stale(),
+            gc_ors_its_caps_with_expiry => gc_ors_its_caps_with_expiry(),
+            gc_resumes_from_its_checkpoint => gc_resumes_from_its_checkpoint(),
         );
     };
     ($backend:ty; $($name:ident => $test:ident ($($arg:expr),*)),* $(,)?) => {

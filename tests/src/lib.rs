@@ -10,6 +10,7 @@
 pub mod api;
 pub mod capture;
 pub mod conformance;
+pub mod conformance_gc;
 pub mod fault_proxy;
 pub mod omit;
 pub mod secrets;

@@ -35,9 +35,9 @@ use aws_sdk_dynamodb::types::error::{InternalServerError, ProvisionedThroughputE
 use aws_smithy_runtime_api::client::orchestrator::OrchestratorError;
 use dynamodb_session_store::attributes::{CREATED_AT, EXPIRE_AT, LOCKED_AT, UPDATED_AT};
 use dynamodb_session_store::{
-    Changes, Concurrency, Config, Error, Guard, Locked, MemoryStore, Replaced, RequestSessionExt,
-    Result as StoreResult, SessionBackend, SessionId, SessionLayer, SessionStore, StoredItem,
-    Written,
+    CHECKPOINT_KEY, Changes, Concurrency, Config, Error, GarbageCollector, Guard, Locked,
+    MemoryStore, PassStatus, Replaced, RequestSessionExt, Result as StoreResult, SessionBackend,
+    SessionId, SessionLayer, SessionStore, StoredItem, Written,
 };
 use futures::FutureExt as _;
 use http::{Request, Response, StatusCode, header};
@@ -966,6 +966,44 @@ impl Backend {
             Backend::Moto(moto) => moto.live_items().await,
         }
     }
+
+    /// Every stored item's key and `expire_at`, the collector's checkpoint left out.
+    async fn expiries(&self) -> BTreeMap<String, Option<i64>> {
+        match self {
+            Backend::Memory(faulty) => faulty
+                .inner
+                .items_snapshot()
+                .into_iter()
+                .map(|(key, item)| (key, item.expire_at))
+                .collect(),
+            Backend::Moto(moto) => moto
+                .table
+                .items()
+                .await
+                .iter()
+                .map(|item| {
+                    let expire_at = match item.get(EXPIRE_AT) {
+                        Some(AttributeValue::N(n)) => Some(n.parse::<i64>().unwrap()),
+                        _ => None,
+                    };
+                    (item["session_id"].as_s().unwrap().clone(), expire_at)
+                })
+                .filter(|(key, _)| key != CHECKPOINT_KEY)
+                .collect(),
+        }
+    }
+
+    /// A collector with its defaults on the sessions themselves (no injected faults).
+    fn collector(&self) -> GarbageCollector {
+        match self {
+            Backend::Memory(faulty) => GarbageCollector::with_backend(faulty.inner.clone()),
+            Backend::Moto(moto) => GarbageCollector::new(
+                moto.table.client.clone(),
+                &moto.table.config().build().expect("valid config"),
+            )
+            .expect("collector builds"),
+        }
+    }
 }
 
 fn unix_now() -> i64 {
@@ -1117,6 +1155,60 @@ enum Answered {
 }
 
 impl Sut {
+    /// Runs the collector with its defaults, as the scheduled Lambda would after time moved,
+    /// and checks it against the store: it deletes every item whose `expire_at` has passed
+    /// and no session the store would still open. The model is unchanged by it: a deleted
+    /// expired session reads as absent, as it did stored.
+    async fn collect_and_check(&self) {
+        let now = unix_now();
+        let before = self.backend.expiries().await;
+        let mut opened = Vec::new();
+        for known in self.known.iter().flatten() {
+            if self
+                .probe
+                .load(&known.id)
+                .await
+                .expect("probe load")
+                .is_some()
+            {
+                opened.push(known.id.clone());
+            }
+        }
+        let report = self
+            .backend
+            .collector()
+            .collect_all()
+            .await
+            .expect("collects");
+        let after = self.backend.expiries().await;
+        assert_eq!(report.status, PassStatus::Complete);
+        for (key, expire_at) in &before {
+            match expire_at {
+                Some(t) if *t <= now => {
+                    assert!(
+                        !after.contains_key(key),
+                        "expired at {t}, now {now}: not collected"
+                    )
+                }
+                _ => assert!(
+                    after.contains_key(key),
+                    "live until {expire_at:?}: collected"
+                ),
+            }
+        }
+        let expired = before
+            .values()
+            .filter(|t| t.is_some_and(|t| t <= now))
+            .count();
+        assert_eq!(report.deleted, expired as u64, "{report:?}");
+        for id in &opened {
+            assert!(
+                self.probe.load(id).await.expect("probe load").is_some(),
+                "the collector deleted a session the store still opened"
+            );
+        }
+    }
+
     fn cookie_of(&self, client: usize, pick: Pick) -> Option<String> {
         if pick == Pick::Forged {
             return Some(FORGED.into());
@@ -1466,6 +1558,7 @@ impl Sut {
             Step::Advance(dt) => {
                 self.model.now += dt;
                 self.runtime.block_on(self.backend.age(*dt));
+                self.runtime.block_on(self.collect_and_check());
             }
         }
         assert_eq!(

@@ -268,3 +268,154 @@ pub trait SessionBackend: Debug + Send + Sync + 'static {
     /// Backend failures.
     async fn get_many(&self, keys: &[String]) -> Result<Vec<(String, StoredItem)>>;
 }
+
+/// The garbage rule of one collector run, fixed when the run starts: a session is garbage
+/// when its `expire_at` has passed, or when one of the collector's optional caps says so.
+///
+/// Backends evaluate it twice: to find candidates
+/// ([`CollectorBackend::scan_garbage`]), and again, atomically, when deleting one
+/// ([`CollectorBackend::delete_if_garbage`]), so a session written after the scan no longer
+/// matches and survives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GarbageRule {
+    /// The run's instant (Unix seconds): `expire_at <= now` is garbage, as the store treats
+    /// a session whose `expire_at <= now` as absent. An item without `expire_at` never
+    /// matches this clause.
+    pub now: i64,
+    /// The `max_age` cap: `created_at` before this (Unix seconds) is garbage.
+    pub created_before: Option<i64>,
+    /// The `max_stale` cap: `updated_at` before this (Unix seconds) is garbage, unless the
+    /// session has an idle limit of its own (then its `expire_at` alone decides).
+    pub updated_before: Option<i64>,
+}
+
+impl GarbageRule {
+    /// Whether `item` is garbage under this rule: the same test a backend's conditional
+    /// delete applies.
+    pub fn matches(&self, item: &StoredItem) -> bool {
+        item.expire_at
+            .is_some_and(|expire_at| expire_at <= self.now)
+            || self
+                .created_before
+                .is_some_and(|before| item.created_at < before)
+            || self
+                .updated_before
+                .is_some_and(|before| item.updated_at < before && item.max_stale.is_none())
+    }
+}
+
+/// One page of one scan segment, as the collector asks for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GarbageScan {
+    /// The segment to read, `0..total_segments`.
+    pub segment: u32,
+    /// How many disjoint segments the whole table is split into.
+    pub total_segments: u32,
+    /// Most items the page evaluates (garbage or not), at least 1.
+    pub limit: u32,
+    /// The table key the page starts after (`None`: the segment's start), as a previous
+    /// page of the same segment and `total_segments` returned it.
+    pub after: Option<String>,
+}
+
+/// A page of garbage candidates.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GarbagePage {
+    /// Items the page evaluated.
+    pub scanned: u64,
+    /// The table keys of the items that matched the rule when they were read.
+    pub garbage: Vec<String>,
+    /// The key the segment's next page starts after; `None` when the segment is done.
+    pub next: Option<String>,
+}
+
+/// The stored checkpoint of a collection pass, as a backend read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredCheckpoint {
+    /// The version it was written as (at least 1).
+    pub version: u64,
+    /// The pass, or why it could not be read (the pass then restarts, replacing it).
+    pub pass: std::result::Result<crate::gc::Checkpoint, String>,
+}
+
+/// How a backend may retry one of the collector's requests itself: the collector has no
+/// view of a backend's failures, so the backend decides which are transient (throttling, a
+/// timeout), and counts each retry in `retries` for the collector's report.
+#[derive(Debug, Clone, Copy)]
+pub struct Retry<'a> {
+    /// Most retries of the request.
+    pub max_retries: usize,
+    /// No retry may sleep past this instant.
+    pub until: Option<std::time::Instant>,
+    /// Incremented once per retry sent.
+    pub retries: &'a std::sync::atomic::AtomicU64,
+}
+
+/// What the [`GarbageCollector`](crate::GarbageCollector) needs of a backend: a segmented
+/// scan for garbage, a delete that re-checks the rule atomically, and a versioned place for
+/// the checkpoint that carries a pass across invocations. In the spirit of
+/// tower-sessions' `ExpiredDeletion`, but resumable and race-safe.
+///
+/// DynamoDB (through [`GarbageCollector::new`](crate::GarbageCollector::new)) and
+/// [`MemoryStore`](crate::MemoryStore) implement it, and the conformance suite runs the
+/// collector's cases on both.
+#[async_trait::async_trait]
+pub trait CollectorBackend: Debug + Send + Sync + 'static {
+    /// Reads one page of `scan`'s segment and returns the keys of the items `rule` matches.
+    /// The segments of one `total_segments` are disjoint and together cover every item.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TableNotFound`](crate::Error::TableNotFound) when the table is gone;
+    /// [`Error::DynamoDb`](crate::Error::DynamoDb) (or a backend's own error) when the read
+    /// fails for good.
+    async fn scan_garbage(
+        &self,
+        scan: &GarbageScan,
+        rule: &GarbageRule,
+        retry: Retry<'_>,
+    ) -> Result<GarbagePage>;
+
+    /// Deletes `key` if it still matches `rule`, atomically. Returns `false`, deleting
+    /// nothing, when it no longer matches or is already gone.
+    ///
+    /// # Errors
+    ///
+    /// As [`scan_garbage`](Self::scan_garbage).
+    async fn delete_if_garbage(
+        &self,
+        key: &str,
+        rule: &GarbageRule,
+        retry: Retry<'_>,
+    ) -> Result<bool>;
+
+    /// The stored checkpoint, if any (strongly consistent).
+    ///
+    /// # Errors
+    ///
+    /// As [`scan_garbage`](Self::scan_garbage);
+    /// [`Error::MalformedItem`](crate::Error::MalformedItem) when its version is unreadable.
+    async fn load_checkpoint(&self, retry: Retry<'_>) -> Result<Option<StoredCheckpoint>>;
+
+    /// Stores `pass` as version `expected + 1` if the stored checkpoint is still version
+    /// `expected` (`0`: none stored). Returns `false`, writing nothing, when another
+    /// collector moved it.
+    ///
+    /// # Errors
+    ///
+    /// As [`scan_garbage`](Self::scan_garbage).
+    async fn save_checkpoint(
+        &self,
+        pass: &crate::gc::Checkpoint,
+        expected: u64,
+        retry: Retry<'_>,
+    ) -> Result<bool>;
+
+    /// Deletes the checkpoint if it is still `version`. Returns `false` when another
+    /// collector moved it.
+    ///
+    /// # Errors
+    ///
+    /// As [`scan_garbage`](Self::scan_garbage).
+    async fn clear_checkpoint(&self, version: u64, retry: Retry<'_>) -> Result<bool>;
+}

@@ -4,10 +4,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+
 use super::backend::{
-    Changes, Guard, Locked, Replaced, SessionBackend, StoredItem, StoredLock, Written,
+    Changes, CollectorBackend, GarbagePage, GarbageRule, GarbageScan, Guard, Locked, Replaced,
+    Retry, SessionBackend, StoredCheckpoint, StoredItem, StoredLock, Written,
 };
 use crate::error::Result;
+use crate::gc::Checkpoint;
 
 /// Sessions kept in memory: for unit tests of handlers, and for local development.
 ///
@@ -56,6 +60,8 @@ pub struct MemoryStore {
     /// [`with_index_delay`](Self::with_index_delay)).
     indexed_from: Arc<Mutex<HashMap<String, Instant>>>,
     index_delay: Duration,
+    /// The collector's checkpoint and its version, beside the sessions as on a table.
+    checkpoint: Arc<Mutex<Option<(u64, Checkpoint)>>>,
 }
 
 impl MemoryStore {
@@ -102,6 +108,10 @@ impl MemoryStore {
             .iter()
             .map(|(key, item)| (key.clone(), item.clone()))
             .collect()
+    }
+
+    fn checkpoint(&self) -> MutexGuard<'_, Option<(u64, Checkpoint)>> {
+        self.checkpoint.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn items(&self) -> MutexGuard<'_, HashMap<String, StoredItem>> {
@@ -272,5 +282,94 @@ impl SessionBackend for MemoryStore {
             .iter()
             .filter_map(|key| items.get(key).map(|item| (key.clone(), item.clone())))
             .collect())
+    }
+}
+
+/// The scan segment `key` falls in: a fixed hash, so the segments of one count are disjoint
+/// and cover every key, as DynamoDB's are.
+fn segment_of(key: &str, total_segments: u32) -> u32 {
+    let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(key);
+    (hash % u64::from(total_segments.max(1))) as u32
+}
+
+/// Nothing here fails transiently, so `Retry` is never needed.
+#[async_trait::async_trait]
+impl CollectorBackend for MemoryStore {
+    async fn scan_garbage(
+        &self,
+        scan: &GarbageScan,
+        rule: &GarbageRule,
+        _retry: Retry<'_>,
+    ) -> Result<GarbagePage> {
+        let items = self.items();
+        let mut keys: Vec<&String> = items
+            .keys()
+            .filter(|key| {
+                segment_of(key, scan.total_segments) == scan.segment
+                    && scan.after.as_ref().is_none_or(|after| *key > after)
+            })
+            .collect();
+        keys.sort();
+        let limit = scan.limit.max(1) as usize;
+        let more = keys.len() > limit;
+        keys.truncate(limit);
+        Ok(GarbagePage {
+            scanned: keys.len() as u64,
+            garbage: keys
+                .iter()
+                .filter(|key| rule.matches(&items[key.as_str()]))
+                .map(|key| (*key).clone())
+                .collect(),
+            next: more
+                .then(|| keys.last().map(|key| (*key).clone()))
+                .flatten(),
+        })
+    }
+
+    async fn delete_if_garbage(
+        &self,
+        key: &str,
+        rule: &GarbageRule,
+        _retry: Retry<'_>,
+    ) -> Result<bool> {
+        let mut items = self.items();
+        if items.get(key).is_some_and(|item| rule.matches(item)) {
+            items.remove(key);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn load_checkpoint(&self, _retry: Retry<'_>) -> Result<Option<StoredCheckpoint>> {
+        Ok(self
+            .checkpoint()
+            .as_ref()
+            .map(|(version, pass)| StoredCheckpoint {
+                version: *version,
+                pass: Ok(pass.clone()),
+            }))
+    }
+
+    async fn save_checkpoint(
+        &self,
+        pass: &Checkpoint,
+        expected: u64,
+        _retry: Retry<'_>,
+    ) -> Result<bool> {
+        let mut stored = self.checkpoint();
+        if stored.as_ref().map_or(0, |(version, _)| *version) != expected {
+            return Ok(false);
+        }
+        *stored = Some((expected + 1, pass.clone()));
+        Ok(true)
+    }
+
+    async fn clear_checkpoint(&self, version: u64, _retry: Retry<'_>) -> Result<bool> {
+        let mut stored = self.checkpoint();
+        if stored.as_ref().map(|(stored, _)| *stored) != Some(version) {
+            return Ok(false);
+        }
+        *stored = None;
+        Ok(true)
     }
 }

@@ -30,10 +30,10 @@ use crate::serializer::SessionData;
 use crate::table::SessionTable;
 
 pub use self::backend::{
-    Changes, Guard, Locked, Replaced, SessionBackend, StoredItem, StoredLock, Written,
+    Changes, CollectorBackend, GarbagePage, GarbageRule, GarbageScan, Guard, Locked, Replaced,
+    Retry, SessionBackend, StoredCheckpoint, StoredItem, StoredLock, Written,
 };
-use self::dynamodb::DynamoDbBackend;
-pub(crate) use self::dynamodb::number;
+pub(crate) use self::dynamodb::DynamoDbBackend;
 pub use self::memory::MemoryStore;
 use self::payload::{Codec, Framed, Opened, Refusal};
 pub use self::record::{EndedBy, SessionRecord};

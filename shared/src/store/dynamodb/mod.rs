@@ -6,6 +6,7 @@
 //! when it is missing, one consistent read finds out whether the session is gone, locked or
 //! changed. Guessing "gone" there would hand a locked session's user a fresh, empty one.
 
+mod gc;
 mod item;
 
 use std::time::Duration;
@@ -20,9 +21,8 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, KeysAndAttributes, Put, ReturnValue,
     ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
-use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
 
-use self::item::{Item, PROJECTION, from_item, to_item, unsigned};
+use self::item::{Item, PROJECTION, from_item, number, to_item, unsigned};
 use super::backend::{Changes, Guard, Locked, Replaced, SessionBackend, StoredItem, Written};
 use crate::attributes::{
     CREATED_AT, DATA, EXPIRE_AT, LOCK_OWNER, LOCKED_AT, MAX_STALE, UPDATED_AT, USER_HASH,
@@ -30,15 +30,24 @@ use crate::attributes::{
 };
 use crate::error::{Error, Result};
 use crate::expression::Expression;
-
-pub(crate) use self::item::number;
+use crate::retry::Backoff;
 
 /// Sessions in a DynamoDB table (hash key only, type S).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct DynamoDbBackend {
     client: Client,
     table: String,
     key_attribute: String,
+}
+
+impl std::fmt::Debug for DynamoDbBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The client's configuration says nothing about the table and fills a log line.
+        f.debug_struct("DynamoDbBackend")
+            .field("table", &self.table)
+            .field("key_attribute", &self.key_attribute)
+            .finish_non_exhaustive()
+    }
 }
 
 impl DynamoDbBackend {
@@ -386,20 +395,16 @@ impl SessionBackend for DynamoDbBackend {
         // DynamoDB cancels a transaction that meets another write in flight on the same item
         // (`TransactionConflict`): short, bounded retries. The SDK's idempotency token makes a
         // retried transaction safe to apply twice.
-        let sent = send
+        let sent = Backoff::exponential(Duration::from_millis(20), Duration::from_millis(200), 3)
             .retry(
-                ExponentialBuilder::default()
-                    .with_min_delay(Duration::from_millis(20))
-                    .with_max_delay(Duration::from_millis(200))
-                    .with_max_times(3)
-                    .with_jitter(),
+                send,
+                |e| {
+                    cancellation_codes(e)
+                        .iter()
+                        .any(|c| c == "TransactionConflict")
+                },
+                |_, _| {},
             )
-            .sleep(tokio::time::sleep)
-            .when(|e| {
-                cancellation_codes(e)
-                    .iter()
-                    .any(|c| c == "TransactionConflict")
-            })
             .await;
         let err = match sent {
             Ok(_) => return Ok(Replaced::Applied),
@@ -514,12 +519,8 @@ impl SessionBackend for DynamoDbBackend {
                     .build()
                     .map_err(build_error)?,
             );
-            let mut backoff = ExponentialBuilder::default()
-                .with_min_delay(Duration::from_millis(20))
-                .with_max_delay(Duration::from_secs(1))
-                .with_max_times(8)
-                .with_jitter()
-                .build();
+            let mut backoff =
+                Backoff::exponential(Duration::from_millis(20), Duration::from_secs(1), 8).delays();
             while let Some(request) = pending.take() {
                 let output = self
                     .client

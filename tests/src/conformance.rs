@@ -9,9 +9,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use dynamodb_session_store::deadline::Deadline;
+use dynamodb_session_store::ops::StoreOps as _;
+use dynamodb_session_store::testing::StoreTesting as _;
 use dynamodb_session_store::{
-    Concurrency, Config, ConfigBuilder, Deadline, Error, MemoryStore, RequestSessionExt,
-    SessionLayer, SessionStore,
+    Concurrency, Config, ConfigBuilder, Error, MemoryStore, RequestSessionExt, SessionLayer,
+    SessionStore,
 };
 use lambda_http::http::{Request, Response, StatusCode, header};
 use lambda_http::tower::{Layer, ServiceExt, service_fn};
@@ -158,7 +161,7 @@ pub async fn round_trip_with_a_lifetime_by_default<B: Backend>() {
     let expire_at = loaded.expire_at.expect("a lifetime by default");
     assert_eq!(
         expire_at,
-        loaded.updated_at + dynamodb_session_store::DEFAULT_MAX_STALE.as_secs() as i64
+        loaded.updated_at + dynamodb_session_store::config::DEFAULT_MAX_STALE.as_secs() as i64
     );
 
     let unlimited = backend.store(|c| c.max_stale(dynamodb_session_store::Lifetime::Unlimited));
@@ -209,7 +212,7 @@ pub async fn oversize_is_refused_and_the_stored_one_stays<B: Backend>() {
     record.data.insert(
         "blob".into(),
         json!(crate::incompressible(
-            dynamodb_session_store::MAX_ITEM_BYTES
+            dynamodb_session_store::store::MAX_ITEM_BYTES
         )),
     );
     let err = store.save(&id, &record).await.unwrap_err();
@@ -550,7 +553,7 @@ pub async fn errors_through_question_mark_get_the_layers_answers<B: Backend>() {
             session
                 .insert(
                     "blob",
-                    crate::incompressible(dynamodb_session_store::MAX_ITEM_BYTES),
+                    crate::incompressible(dynamodb_session_store::store::MAX_ITEM_BYTES),
                 )
                 .await?;
             Ok(Response::new(String::new()))
@@ -821,7 +824,10 @@ async fn log_in(layer: &SessionLayer, user: &str) -> String {
 }
 
 /// Every session the request with `cookie` sees as its user's, every page read.
-async fn devices(layer: &SessionLayer, cookie: &str) -> Vec<dynamodb_session_store::UserSession> {
+async fn devices(
+    layer: &SessionLayer,
+    cookie: &str,
+) -> Vec<dynamodb_session_store::store::UserSession> {
     let response = through(layer, Some(cookie), |request: Request<String>| async move {
         let session = request.session().unwrap();
         let mut all = Vec::new();

@@ -9,7 +9,8 @@ use aws_sdk_secretsmanager::config::retry::RetryConfig;
 use aws_sdk_secretsmanager::config::timeout::TimeoutConfig;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
-use dynamodb_session_store::{MIN_SECRET_KEY_LEN, SecretKey, SecretSource, SigningSecrets};
+use dynamodb_session_store::config::{MIN_SECRET_KEY_LEN, SecretKey};
+use dynamodb_session_store::keys::{SecretSource, SigningSecrets};
 
 use crate::Error;
 

@@ -127,7 +127,8 @@ impl std::str::FromStr for Concurrency {
 ///
 /// ```
 /// use std::time::Duration;
-/// use dynamodb_session_store::{Config, Lifetime, DEFAULT_MAX_STALE};
+/// use dynamodb_session_store::{Config, Lifetime};
+/// use dynamodb_session_store::config::DEFAULT_MAX_STALE;
 ///
 /// // A day without a write ends a session, unless configured otherwise.
 /// assert_eq!(Config::builder().build()?.max_stale, Some(DEFAULT_MAX_STALE));
@@ -174,7 +175,7 @@ impl SecretKey {
     /// # Examples
     ///
     /// ```
-    /// use dynamodb_session_store::SecretKey;
+    /// use dynamodb_session_store::config::SecretKey;
     ///
     /// let key = SecretKey::new("a secret of at least thirty-two bytes!!");
     /// assert_eq!(format!("{key:?}"), "SecretKey(<redacted>)");

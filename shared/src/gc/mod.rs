@@ -69,7 +69,7 @@ pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(30);
 ///
 /// ```
 /// use std::time::Duration;
-/// use dynamodb_session_store::{GC_MAX_STALE_VAR, GcLimits};
+/// use dynamodb_session_store::gc::{GC_MAX_STALE_VAR, GcLimits};
 ///
 /// let limits = GcLimits::from_env([(GC_MAX_STALE_VAR, "30d")])?;
 /// assert_eq!(limits.max_stale, Some(Duration::from_secs(30 * 86_400)));
@@ -328,7 +328,8 @@ type PageHook =
 ///
 /// ```no_run
 /// use std::time::{Duration, Instant};
-/// use dynamodb_session_store::{Config, GarbageCollector};
+/// use dynamodb_session_store::Config;
+/// use dynamodb_session_store::gc::GarbageCollector;
 ///
 /// # async fn demo(client: aws_sdk_dynamodb::Client) -> Result<(), dynamodb_session_store::Error> {
 /// let config = Config::builder().table_name("sessions").build()?;
@@ -397,7 +398,8 @@ impl GarbageCollector {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use dynamodb_session_store::{Config, GarbageCollector};
+    /// use dynamodb_session_store::Config;
+    /// use dynamodb_session_store::gc::GarbageCollector;
     ///
     /// # fn demo(client: aws_sdk_dynamodb::Client) {
     /// // The store's one-hour max_stale does not make the collector delete idle sessions.
@@ -444,7 +446,8 @@ impl GarbageCollector {
     ///
     /// ```no_run
     /// use std::time::Duration;
-    /// use dynamodb_session_store::{Config, GarbageCollector, GcLimits};
+    /// use dynamodb_session_store::Config;
+    /// use dynamodb_session_store::gc::{GarbageCollector, GcLimits};
     ///
     /// # async fn demo(client: aws_sdk_dynamodb::Client) -> Result<(), dynamodb_session_store::Error> {
     /// // What the front ends do: the caps come from the collector's own variables.
@@ -501,7 +504,8 @@ impl GarbageCollector {
     /// # Examples
     ///
     /// ```no_run
-    /// use dynamodb_session_store::{Config, GarbageCollector};
+    /// use dynamodb_session_store::Config;
+    /// use dynamodb_session_store::gc::GarbageCollector;
     ///
     /// # async fn demo(client: aws_sdk_dynamodb::Client) -> Result<(), dynamodb_session_store::Error> {
     /// let collector = GarbageCollector::new(client, &Config::from_env()?)?.with_dry_run(true);
@@ -522,7 +526,8 @@ impl GarbageCollector {
     /// # Examples
     ///
     /// ```no_run
-    /// use dynamodb_session_store::{Config, GarbageCollector};
+    /// use dynamodb_session_store::Config;
+    /// use dynamodb_session_store::gc::GarbageCollector;
     ///
     /// # async fn demo(client: aws_sdk_dynamodb::Client) -> Result<(), dynamodb_session_store::Error> {
     /// let collector = GarbageCollector::new(client, &Config::from_env()?)?.on_progress(|p| {
@@ -549,7 +554,8 @@ impl GarbageCollector {
     /// ```no_run
     /// use std::sync::Arc;
     /// use std::sync::atomic::{AtomicBool, Ordering};
-    /// use dynamodb_session_store::{Config, GarbageCollector};
+    /// use dynamodb_session_store::Config;
+    /// use dynamodb_session_store::gc::GarbageCollector;
     ///
     /// # async fn demo(client: aws_sdk_dynamodb::Client) -> Result<(), dynamodb_session_store::Error> {
     /// let stop = Arc::new(AtomicBool::new(false));
@@ -626,7 +632,7 @@ impl GarbageCollector {
 ///    .env_from_process()
 ///    .dynamo_db_client(aws_sdk_dynamodb::Client::new(&aws))
 ///    .build()?;
-/// let report = dynamodb_session_store::collect_garbage(&config).await?;
+/// let report = dynamodb_session_store::gc::collect_garbage(&config).await?;
 /// println!("deleted {} sessions", report.deleted);
 /// # Ok(()) }
 /// ```

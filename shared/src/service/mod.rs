@@ -32,7 +32,7 @@ use crate::config::{ENV_PREFIX, TimeUnit, parse_bool, parse_time, warn_unknown_v
 use crate::session::Session;
 use crate::store::SessionStore;
 
-pub use self::call::SessionService;
+pub use self::call::{ResponseFuture, SessionService};
 use self::cookie::CookieConfig;
 pub(crate) use self::cookie::{Sole, sole};
 
@@ -204,7 +204,8 @@ impl SessionLayer {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use dynamodb_session_store::{Config, Deadline, MemoryStore, SessionLayer, SessionStore};
+    /// use dynamodb_session_store::{Config, MemoryStore, SessionLayer, SessionStore};
+    /// use dynamodb_session_store::deadline::Deadline;
     /// use tower::{Layer, ServiceExt, service_fn};
     ///
     /// # #[tokio::main(flavor = "current_thread")]

@@ -17,6 +17,7 @@ use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 use crate::error_handler::ErrorAction;
 use crate::keys::SessionId;
+use crate::ops::StoreOps as _;
 use crate::serializer::SessionData;
 use crate::service::answer::Answer;
 use crate::service::{Sole, sole};

@@ -124,9 +124,8 @@ pub enum Replaced {
 ///
 /// ```
 /// use std::sync::atomic::{AtomicUsize, Ordering};
-/// use dynamodb_session_store::{
-///     Changes, Guard, Locked, MemoryStore, Replaced, Result, SessionBackend, StoredItem, Written,
-/// };
+/// use dynamodb_session_store::{MemoryStore, Result};
+/// use dynamodb_session_store::backend::{Changes, Guard, Locked, Replaced, SessionBackend, StoredItem, Written};
 ///
 /// #[derive(Debug, Default)]
 /// struct CountingWrites {

@@ -394,11 +394,6 @@ impl SessionStore {
         Ok(false)
     }
 
-    /// The handle [`user_sessions`](Self::user_sessions) shows for `id`'s session.
-    pub fn session_handle(&self, id: &SessionId) -> String {
-        self.inner.keys.current().handle(&keys::table_key(id))
-    }
-
     fn is_live(&self, item: &StoredItem, hash: &str, now: i64, revoked_at: Option<i64>) -> bool {
         item.user_hash.as_deref() == Some(hash)
             && !item.is_expired(&self.inner.config, now)

@@ -157,7 +157,7 @@ pub enum Error {
     },
 
     /// The table has no user index (`user_hash-index`), so a user's sessions cannot be
-    /// listed or revoked. [`SessionTable::update`](crate::SessionTable::update) (or the
+    /// listed or revoked. [`SessionTable::update`](crate::table::SessionTable::update) (or the
     /// custom resource's next update) adds it.
     #[error("table {table:?} has no user index; update the table to add it")]
     UserIndexMissing {
@@ -169,7 +169,7 @@ pub enum Error {
     #[error("DynamoDB request failed")]
     DynamoDb(#[source] Box<aws_sdk_dynamodb::Error>),
 
-    /// A failure of a [`SessionBackend`](crate::SessionBackend) other than DynamoDB.
+    /// A failure of a [`SessionBackend`](crate::backend::SessionBackend) other than DynamoDB.
     #[error("session backend failed")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }

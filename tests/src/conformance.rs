@@ -827,7 +827,7 @@ async fn log_in(layer: &SessionLayer, user: &str) -> String {
 async fn devices(
     layer: &SessionLayer,
     cookie: &str,
-) -> Vec<dynamodb_session_store::store::UserSession> {
+) -> Vec<dynamodb_session_store::store::users::UserSession> {
     let response = through(layer, Some(cookie), |request: Request<String>| async move {
         let session = request.session().unwrap();
         let mut all = Vec::new();

@@ -52,7 +52,7 @@ pub const DEFAULT_MAX_STALE: Duration = Duration::from_secs(24 * 60 * 60);
 /// [`Config::compress_above`]).
 pub const DEFAULT_COMPRESS_ABOVE: usize = 1024;
 
-/// How the session table is billed when [`SessionTable::create`](crate::SessionTable::create)
+/// How the session table is billed when [`SessionTable::create`](crate::table::SessionTable::create)
 /// makes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BillingMode {
@@ -229,7 +229,7 @@ pub struct Config {
     pub write_capacity: i64,
     /// Whether the default error handler re-raises soft errors too. Default `false`.
     pub raise_errors: bool,
-    /// Decides which errors reach the client. Default: [`DefaultErrorHandler`](crate::DefaultErrorHandler)
+    /// Decides which errors reach the client. Default: [`DefaultErrorHandler`](crate::error_handler::DefaultErrorHandler)
     /// honouring `raise_errors`.
     pub error_handler: Arc<dyn ErrorHandler>,
     /// Absolute session lifetime, counted from creation. Default none.

@@ -4,7 +4,7 @@
 //! `service_fn`, an axum `Router`, a hyper service — and every request carries a lazy
 //! [`Session`] in its extensions. The response body passes through untouched (streaming
 //! works); only headers change. After the handler answers, the layer makes at most one write
-//! ([`finish`]) and adds `Set-Cookie` only when the client's cookie must change.
+//! (`finish`) and adds `Set-Cookie` only when the client's cookie must change.
 //!
 //! | request | DynamoDB calls (no locking) |
 //! |---|---|
@@ -193,7 +193,7 @@ impl SessionLayer {
     /// Time kept back from a request's deadline (default [`DEFAULT_DEADLINE_MARGIN`]).
     ///
     /// On Lambda (feature `lambda`) the deadline is the invocation's; elsewhere, insert a
-    /// [`Deadline`](crate::Deadline) into the request's extensions. Session reads, writes and
+    /// [`Deadline`](crate::deadline::Deadline) into the request's extensions. Session reads, writes and
     /// lock waits stop `margin` before it; a handler still running at `margin / 2` before it
     /// is dropped; either way the request answers 503 with `Retry-After` and releases its
     /// lock by `margin / 4` before the deadline — never a platform timeout.

@@ -21,7 +21,8 @@ use crate::ops::StoreOps as _;
 use crate::serializer::SessionData;
 use crate::service::answer::Answer;
 use crate::service::{Sole, sole};
-use crate::store::{SessionRecord, SessionStore, UserSessionPage};
+use crate::store::users::UserSessionPage;
+use crate::store::{SessionRecord, SessionStore};
 
 /// A request's session. Cheap to clone; all clones share the same state.
 ///

@@ -11,7 +11,7 @@ impl SessionStore {
     ///
     /// # Errors
     ///
-    /// [`Error::SessionTooLarge`], or [`Error::Serialization`] if the data cannot be encoded.
+    /// [`Error::SessionTooLarge`](crate::Error::SessionTooLarge), or [`Error::Serialization`](crate::Error::Serialization) if the data cannot be encoded.
     pub fn check_size(&self, data: &SessionData) -> Result<()> {
         self.codec().check(data)
     }

@@ -1,9 +1,9 @@
-//! The session store: what to write for each session operation, on any
-//! [`SessionBackend`](crate::backend::SessionBackend), and the values it returns.
+//! The session store: what to write for each session operation, on any [`SessionBackend`],
+//! and the values it returns; a user's sessions and signing out everywhere in [`users`].
 //!
 //! `expire_at` is the earlier of `updated_at` + `max_stale` (the session's own, or the
 //! configured one) and `created_at + max_age`; only with both limits explicitly unlimited is it
-//! absent. Every write honours the [`Concurrency`] mode (see [`SessionRecord`]'s guards): a
+//! absent. Every write honours the [`Concurrency`](crate::Concurrency) mode (see [`SessionRecord`]'s guards): a
 //! write whose condition no longer holds fails with a typed error and writes nothing.
 
 pub(crate) mod backend;
@@ -16,7 +16,7 @@ mod ops;
 mod payload;
 mod read;
 mod record;
-mod users;
+pub mod users;
 mod write;
 
 use std::fmt;
@@ -38,7 +38,6 @@ pub(crate) use self::dynamodb::number;
 pub use self::memory::MemoryStore;
 use self::record::secs;
 pub use self::record::{EndedBy, SessionRecord};
-pub use self::users::{UserSession, UserSessionPage};
 
 /// Largest item, in bytes, the store writes. DynamoDB refuses items over 409,600 bytes
 /// (attribute names included) and moto over 405,000; this leaves a margin under both.
@@ -93,7 +92,8 @@ struct Inner {
     client: Option<Client>,
     keys: Arc<KeyCell>,
     refresher: Option<Arc<Refresher>>,
-    /// Items refused instead of opened (see [`SessionStore::refused_items`]), shared by every
+    /// Items refused instead of opened (see
+    /// [`StoreOps::refused_items`](crate::ops::StoreOps::refused_items)), shared by every
     /// handle on this store.
     refused: Arc<AtomicU64>,
     #[cfg(feature = "testing")]
@@ -222,7 +222,8 @@ impl SessionStore {
     /// Reads the signing secrets again from `source` when a cookie fails verification (so a
     /// secret rotated elsewhere does not log users out), at most once per `min_interval`
     /// (30 s is a good choice), one fetch at a time. A failed fetch is logged and counted
-    /// ([`secret_refresh_failures`](Self::secret_refresh_failures)); the secrets in use stay.
+    /// ([`secret_refresh_failures`](crate::ops::StoreOps::secret_refresh_failures)); the
+    /// secrets in use stay.
     pub fn with_secret_source(self, source: impl SecretSource, min_interval: Duration) -> Self {
         let inner = &self.inner;
         SessionStore {

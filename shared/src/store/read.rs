@@ -36,9 +36,9 @@ impl SessionStore {
     ///
     /// # Errors
     ///
-    /// [`Error::TableNotFound`], [`Error::DynamoDb`] for throttling and other failures,
-    /// [`Error::LockWaitTimeout`] when the lock stays busy, [`Error::DeadlineExceeded`],
-    /// [`Error::Serialization`] or [`Error::MalformedItem`] for an unreadable item. A failed
+    /// [`Error::TableNotFound`](crate::Error::TableNotFound), [`Error::DynamoDb`](crate::Error::DynamoDb) for throttling and other failures,
+    /// [`Error::LockWaitTimeout`](crate::Error::LockWaitTimeout) when the lock stays busy, [`Error::DeadlineExceeded`](crate::Error::DeadlineExceeded),
+    /// [`Error::Serialization`](crate::Error::Serialization) or [`Error::MalformedItem`](crate::Error::MalformedItem) for an unreadable item. A failed
     /// read is an error, never an empty session.
     pub async fn load(&self, id: &SessionId) -> Result<Option<SessionRecord>> {
         let key = keys::table_key(id);

@@ -176,7 +176,8 @@ impl SessionStore {
     ///
     /// # Errors
     ///
-    /// [`Error::UserIndexMissing`] when the table has no user index; backend errors;
+    /// [`Error::UserIndexMissing`] when the table has no user index; [`Error::TableNotFound`],
+    /// [`Error::DynamoDb`], [`Error::DeadlineExceeded`] from the backend;
     /// [`Error::InvalidConfig`] for a cursor this store did not issue.
     ///
     /// # Examples

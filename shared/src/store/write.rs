@@ -173,7 +173,9 @@ impl SessionStore {
     /// # Errors
     ///
     /// [`Error::ConditionalCheckFailed`] when the session no longer exists;
-    /// [`Error::LockLost`]; backend errors.
+    /// [`Error::LockLost`] when another request broke this one's expired lock;
+    /// [`Error::TableNotFound`], [`Error::DynamoDb`] (throttling and other
+    /// failures) and [`Error::DeadlineExceeded`] from the backend.
     pub async fn touch(&self, id: &SessionId, record: &SessionRecord) -> Result<SessionRecord> {
         let now = now();
         let expire_at = self.expire_at(record, now);
@@ -197,7 +199,9 @@ impl SessionStore {
     ///
     /// # Errors
     ///
-    /// Backend errors.
+    /// [`Error::TableNotFound`], [`Error::DynamoDb`] (throttling and other failures) and
+    /// [`Error::DeadlineExceeded`] from the backend; a lock already broken or a session
+    /// already gone is not an error.
     pub async fn release(&self, id: &SessionId, record: &SessionRecord) -> Result<()> {
         if record.lock.is_none() {
             return Ok(());
@@ -220,7 +224,9 @@ impl SessionStore {
     ///
     /// # Errors
     ///
-    /// [`Error::LockLost`], [`Error::VersionConflict`] (nothing was deleted); backend errors.
+    /// [`Error::LockLost`], [`Error::VersionConflict`] (nothing was deleted);
+    /// [`Error::TableNotFound`], [`Error::DynamoDb`] (throttling and other
+    /// failures) and [`Error::DeadlineExceeded`] from the backend.
     /// A session already gone is not an error.
     pub async fn destroy(&self, id: &SessionId, record: &SessionRecord) -> Result<()> {
         let guard = record.delete_guard(&self.inner.config);
@@ -238,7 +244,8 @@ impl SessionStore {
     ///
     /// # Errors
     ///
-    /// Backend errors ([`Error::TableNotFound`], [`Error::DynamoDb`]).
+    /// [`Error::TableNotFound`], [`Error::DynamoDb`] (throttling and other
+    /// failures) and [`Error::DeadlineExceeded`] from the backend.
     pub async fn delete(&self, id: &SessionId) -> Result<()> {
         self.bounded(
             self.inner

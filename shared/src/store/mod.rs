@@ -55,6 +55,7 @@ const CREATE_ATTEMPTS: u32 = 3;
 /// # Examples
 ///
 /// ```no_run
+/// use dynamodb_session_store::ops::StoreOps as _;
 /// use dynamodb_session_store::{Config, SessionData, SessionStore};
 ///
 /// # async fn demo() -> Result<(), dynamodb_session_store::Error> {

@@ -21,6 +21,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use cookie::Cookie;
 use criterion::{Criterion, criterion_group, criterion_main};
+use dynamodb_session_store::ops::StoreOps as _;
 use dynamodb_session_store::{
     Config, MemoryStore, RequestSessionExt, SessionData, SessionId, SessionLayer, SessionStore,
 };

@@ -2,7 +2,8 @@
 //! `..._TABLE_KEY`, `..._BILLING_MODE`, ...) with the library's own `create_table`: waits
 //! until it is active and turns TTL on for `expire_at`. An existing table is fine.
 
-use dynamodb_session_store::{Config, SessionTable};
+use dynamodb_session_store::Config;
+use dynamodb_session_store::table::SessionTable;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -3,6 +3,7 @@
 //! `./scripts/run` starts a local DynamoDB and runs it with
 //! `AWS_DYNAMO_DB_SESSION_SECRET_KEY` set.
 
+use dynamodb_session_store::ops::StoreOps as _;
 use dynamodb_session_store::{SessionData, SessionStore};
 use serde_json::json;
 

@@ -33,6 +33,6 @@ pub const LOCKED_AT: &str = "locked_at";
 /// The token of the request holding the lock.
 pub const LOCK_OWNER: &str = "lock_owner";
 
-/// On the collector's checkpoint item ([`CHECKPOINT_KEY`](crate::CHECKPOINT_KEY)): Unix
+/// On the collector's checkpoint item ([`CHECKPOINT_KEY`](crate::gc::CHECKPOINT_KEY)): Unix
 /// seconds at which its current pass started.
 pub const GC_PASS_STARTED_AT: &str = "gc_pass_started_at";

@@ -24,7 +24,7 @@ pub const LAMBDA_MAX_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 ///
 /// ```
 /// use std::time::Duration;
-/// use dynamodb_session_store::Deadline;
+/// use dynamodb_session_store::deadline::Deadline;
 ///
 /// // A real Lambda deadline: Unix milliseconds, a minute from now.
 /// let now_ms = std::time::SystemTime::now()

@@ -157,7 +157,7 @@ pub enum Error {
     },
 
     /// The table has no user index (`user_hash-index`), so a user's sessions cannot be
-    /// listed or revoked. [`SessionTable::update`](crate::SessionTable::update) (or the
+    /// listed or revoked. [`SessionTable::update`](crate::table::SessionTable::update) (or the
     /// custom resource's next update) adds it.
     #[error("table {table:?} has no user index; update the table to add it")]
     UserIndexMissing {
@@ -169,7 +169,7 @@ pub enum Error {
     #[error("DynamoDB request failed")]
     DynamoDb(#[source] Box<aws_sdk_dynamodb::Error>),
 
-    /// A failure of a [`SessionBackend`](crate::SessionBackend) other than DynamoDB.
+    /// A failure of a [`SessionBackend`](crate::backend::SessionBackend) other than DynamoDB.
     #[error("session backend failed")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -239,23 +239,9 @@ impl Error {
 
     /// Classifies a DynamoDB SDK error from an operation on `table`: a missing table as
     /// [`Error::TableNotFound`], a failed condition as [`Error::ConditionalCheckFailed`],
-    /// anything else as [`Error::DynamoDb`].
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// use dynamodb_session_store::Error;
-    ///
-    /// # async fn demo(client: aws_sdk_dynamodb::Client) -> Result<(), Error> {
-    /// let described = client
-    ///     .describe_table()
-    ///     .table_name("sessions")
-    ///     .send()
-    ///     .await
-    ///     .map_err(|e| Error::from_sdk("sessions", e))?;
-    /// # Ok(()) }
-    /// ```
-    pub fn from_sdk<E, R>(table: &str, err: SdkError<E, R>) -> Self
+    /// anything else as [`Error::DynamoDb`]. Operators reach it as
+    /// [`ops::sdk_error`](crate::ops::sdk_error).
+    pub(crate) fn from_sdk<E, R>(table: &str, err: SdkError<E, R>) -> Self
     where
         aws_sdk_dynamodb::Error: From<SdkError<E, R>>,
     {

@@ -22,7 +22,8 @@ pub enum ErrorAction {
 /// # Examples
 ///
 /// ```
-/// use dynamodb_session_store::{Error, ErrorAction, ErrorHandler};
+/// use dynamodb_session_store::Error;
+/// use dynamodb_session_store::error_handler::{ErrorAction, ErrorHandler};
 ///
 /// /// Fails every request on any error, hard or soft.
 /// #[derive(Debug)]

@@ -4,19 +4,35 @@
 //! DynamoDB table, one item each, addressed by a keyed hash of a 256-bit id that travels in
 //! an HMAC-SHA256-signed cookie.
 //!
+//! The root holds what a handler author uses every day:
+//!
 //! * [`Config`] — every option of the gem, from code, the environment and a YAML file.
 //! * [`SessionStore`] — load, create, save, touch, renew and delete sessions.
-//! * [`SessionTable`] — create the table (on-demand, TTL on `expire_at`) and delete it.
 //! * [`SessionLayer`] — a tower layer for any `http` service (`lambda_http`, axum, hyper)
 //!   that gives every request a lazy [`Session`] and writes it back only when needed.
-//! * [`MemoryStore`] — the same semantics in memory, to unit-test handlers without DynamoDB
-//!   (any [`SessionBackend`] plugs in).
-//! * [`GarbageCollector`] — deletes dead sessions by `max_age` / `max_stale` / `expire_at`,
-//!   refresh-safe and resumable across Lambda invocations.
+//! * [`MemoryStore`] — the same semantics in memory, to unit-test handlers without DynamoDB.
+//!
+//! The rest lives in a module per concern:
+//!
+//! | module | for |
+//! |---|---|
+//! | [`config`] | the options, their sources and defaults |
+//! | [`store`] | the store and the values it returns (records, a user's sessions) |
+//! | [`backend`] | the storage trait a store runs on, for writing another backend |
+//! | [`service`] | the layer's service and its future |
+//! | [`keys`] | session ids, and the sources a process reads rotated secrets from |
+//! | [`serializer`] | how session data is encoded |
+//! | [`error_handler`] | the pluggable policy for backend errors |
+//! | [`deadline`] | the time an invocation has left |
+//! | [`table`] | creating, inspecting and deleting the session table |
+//! | [`gc`] | the garbage collector |
+//! | [`attributes`] | the item layout |
+//! | [`ops`] | the operators' API, for tools such as `sessionctl` |
 //!
 //! # Examples
 //!
 //! ```no_run
+//! use dynamodb_session_store::ops::StoreOps as _;
 //! use dynamodb_session_store::{SessionData, SessionStore};
 //!
 //! # async fn demo() -> Result<(), dynamodb_session_store::Error> {
@@ -36,44 +52,39 @@
 pub mod attributes;
 #[cfg(feature = "axum")]
 mod axum;
-mod config;
-mod deadline;
+pub mod config;
+pub mod deadline;
 mod error;
-mod error_handler;
+pub mod error_handler;
 mod expression;
-mod gc;
-mod keys;
+pub mod gc;
+pub mod keys;
+pub mod ops;
 mod retry;
-mod serializer;
-mod service;
+pub mod serializer;
+pub mod service;
 mod session;
-mod store;
-mod table;
+pub mod store;
+pub mod table;
+#[cfg(feature = "testing")]
+pub mod testing;
 
-pub use config::{
-    BillingMode, Concurrency, Config, ConfigBuilder, DEFAULT_COMPRESS_ABOVE, DEFAULT_MAX_STALE,
-    ENV_PREFIX, LEGACY_ENV_PREFIX, LayerOptions, Lifetime, MIN_SECRET_KEY_LEN, SecretKey,
-};
-pub use deadline::{Deadline, LAMBDA_MAX_TIMEOUT};
+pub mod backend {
+    //! The storage a [`SessionStore`](crate::SessionStore) runs on: the [`SessionBackend`]
+    //! trait — a small set of atomic, conditional operations on one item per session — and
+    //! the values it takes and returns. Implement it to run the store on another database;
+    //! [`MemoryStore`](crate::MemoryStore) is the reference, and the integration tests'
+    //! conformance suite is the contract.
+    pub use crate::store::backend::*;
+}
+
+pub use config::{Concurrency, Config, ConfigBuilder, Lifetime};
 pub use error::{Error, Result};
-pub use error_handler::{DefaultErrorHandler, ErrorAction, ErrorHandler};
-pub use gc::{
-    CHECKPOINT_INTERVAL, CHECKPOINT_KEY, Checkpoint, DEFAULT_CONCURRENCY, DEFAULT_MAX_RETRIES,
-    DEFAULT_PAGE_SIZE, DEFAULT_SEGMENTS, GC_MAX_AGE_VAR, GC_MAX_STALE_VAR, GC_PAGE_SIZE_VAR,
-    GC_RATE_LIMIT_VAR, GC_SEGMENTS_VAR, GarbageCollector, GcLimits, GcProgress, GcReport,
-    MAX_PAGE_SIZE, MAX_SEGMENTS, PassStatus, ScannedPage, SegmentProgress, collect_garbage,
-};
 pub use keys::SessionId;
-pub use keys::refresh::{SecretSource, SigningSecrets};
-pub use serializer::{JsonSerializer, SessionData, SessionSerializer};
-pub use service::{DEFAULT_DEADLINE_MARGIN, RequestSessionExt, SessionLayer, SessionService};
+pub use serializer::SessionData;
+pub use service::{RequestSessionExt, SessionLayer};
 pub use session::Session;
-pub use store::{
-    Changes, CollectorBackend, EndedBy, GarbagePage, GarbageRule, GarbageScan, Guard, Locked,
-    MAX_ITEM_BYTES, MemoryStore, Replaced, Retry, SessionBackend, SessionRecord, SessionStore,
-    StoredCheckpoint, StoredItem, StoredLock, UserSession, UserSessionPage, Written,
-};
-pub use table::{Creation, Deletion, ExistingTable, LOGICAL_ID_TAG, STACK_ID_TAG, SessionTable};
+pub use store::{MemoryStore, SessionRecord, SessionStore};
 
 /// The cookie crate's `SameSite`, for [`SessionLayer::with_same_site`].
 pub use cookie::SameSite;

@@ -31,7 +31,8 @@ pub trait SessionSerializer: Debug + Send + Sync + 'static {
 /// # Examples
 ///
 /// ```
-/// use dynamodb_session_store::{JsonSerializer, SessionData, SessionSerializer};
+/// use dynamodb_session_store::SessionData;
+/// use dynamodb_session_store::serializer::{JsonSerializer, SessionSerializer};
 ///
 /// let mut data = SessionData::new();
 /// data.insert("user_id".into(), 42.into());

@@ -8,9 +8,8 @@
 use std::sync::OnceLock;
 
 use aws_sdk_dynamodb::config::{Credentials, Region};
-use dynamodb_session_store::{
-    Config, JsonSerializer, SessionData, SessionLayer, SessionSerializer, SessionStore,
-};
+use dynamodb_session_store::serializer::{JsonSerializer, SessionSerializer};
+use dynamodb_session_store::{Config, SessionData, SessionLayer, SessionStore};
 use lambda_http::tower::{Layer, ServiceExt, service_fn};
 use lambda_http::{Body, Request, Response};
 use proptest::prelude::*;

@@ -9,9 +9,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use dynamodb_session_store::backend::{Changes, Guard, SessionBackend, Written};
+use dynamodb_session_store::deadline::Deadline;
+use dynamodb_session_store::gc::{CHECKPOINT_KEY, GarbageCollector};
+use dynamodb_session_store::ops::StoreOps as _;
+use dynamodb_session_store::testing::StoreTesting as _;
 use dynamodb_session_store::{
-    CHECKPOINT_KEY, Changes, Concurrency, Config, ConfigBuilder, Deadline, Error, GarbageCollector,
-    Guard, MemoryStore, RequestSessionExt, SessionBackend, SessionLayer, SessionStore, Written,
+    Concurrency, Config, ConfigBuilder, Error, MemoryStore, RequestSessionExt, SessionLayer,
+    SessionStore,
 };
 use lambda_http::http::{Request, Response, StatusCode, header};
 use lambda_http::tower::{Layer, ServiceExt, service_fn};
@@ -263,7 +268,7 @@ pub async fn round_trip_with_a_lifetime_by_default<B: Backend>() {
     let expire_at = loaded.expire_at.expect("a lifetime by default");
     assert_eq!(
         expire_at,
-        loaded.updated_at + dynamodb_session_store::DEFAULT_MAX_STALE.as_secs() as i64
+        loaded.updated_at + dynamodb_session_store::config::DEFAULT_MAX_STALE.as_secs() as i64
     );
 
     let unlimited = backend.store(|c| c.max_stale(dynamodb_session_store::Lifetime::Unlimited));
@@ -314,7 +319,7 @@ pub async fn oversize_is_refused_and_the_stored_one_stays<B: Backend>() {
     record.data.insert(
         "blob".into(),
         json!(crate::incompressible(
-            dynamodb_session_store::MAX_ITEM_BYTES
+            dynamodb_session_store::store::MAX_ITEM_BYTES
         )),
     );
     let err = store.save(&id, &record).await.unwrap_err();
@@ -655,7 +660,7 @@ pub async fn errors_through_question_mark_get_the_layers_answers<B: Backend>() {
             session
                 .insert(
                     "blob",
-                    crate::incompressible(dynamodb_session_store::MAX_ITEM_BYTES),
+                    crate::incompressible(dynamodb_session_store::store::MAX_ITEM_BYTES),
                 )
                 .await?;
             Ok(Response::new(String::new()))
@@ -926,7 +931,10 @@ async fn log_in(layer: &SessionLayer, user: &str) -> String {
 }
 
 /// Every session the request with `cookie` sees as its user's, every page read.
-async fn devices(layer: &SessionLayer, cookie: &str) -> Vec<dynamodb_session_store::UserSession> {
+async fn devices(
+    layer: &SessionLayer,
+    cookie: &str,
+) -> Vec<dynamodb_session_store::store::users::UserSession> {
     let response = through(layer, Some(cookie), |request: Request<String>| async move {
         let session = request.session().unwrap();
         let mut all = Vec::new();

@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use dynamodb_session_store::{GcLimits, PassStatus, SessionId, SessionRecord, SessionStore};
+use dynamodb_session_store::gc::{GcLimits, PassStatus};
+use dynamodb_session_store::{SessionId, SessionRecord, SessionStore};
 use serde_json::json;
 
 use crate::conformance::{Backend, Times};

@@ -28,7 +28,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Credentials, Intercept, Region};
 use aws_sdk_dynamodb::error::BoxError;
-use dynamodb_session_store::{Config, ConfigBuilder, SessionStore, SessionTable};
+use dynamodb_session_store::table::SessionTable;
+use dynamodb_session_store::{Config, ConfigBuilder, SessionStore};
 
 /// A secret key for tests (32+ bytes).
 pub const SECRET: &str = "test-secret-key-0123456789abcdef0123456789";

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use dynamodb_session_store::{BillingMode, Config, Error};
+use dynamodb_session_store::config::BillingMode;
+use dynamodb_session_store::{Config, Error};
 
 fn write_file(contents: &str) -> std::path::PathBuf {
     use std::sync::atomic::{AtomicU32, Ordering};

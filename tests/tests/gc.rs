@@ -7,10 +7,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
-use dynamodb_session_store::{
-    CHECKPOINT_KEY, Config, GC_MAX_STALE_VAR, GarbageCollector, GcLimits, GcReport, Lifetime,
-    PassStatus, RequestSessionExt, SessionData, SessionId, SessionLayer, SessionStore,
+use dynamodb_session_store::gc::{
+    CHECKPOINT_KEY, GC_MAX_STALE_VAR, GarbageCollector, GcLimits, GcReport, PassStatus,
     collect_garbage,
+};
+use dynamodb_session_store::{
+    Config, Lifetime, RequestSessionExt, SessionData, SessionId, SessionLayer, SessionStore,
 };
 use integration_tests::TestTable;
 use lambda_http::http::{Request, Response, header};
@@ -446,7 +448,11 @@ async fn ten_thousand_sessions_are_swept_across_short_invocations() {
     );
     let continued = &reports[first_saved.expect("a checkpoint was saved")..];
     let pass_started_at = continued[0].pass_started_at;
-    assert!(continued.iter().all(|r| r.pass_started_at == pass_started_at));
+    assert!(
+        continued
+            .iter()
+            .all(|r| r.pass_started_at == pass_started_at)
+    );
     assert!(
         reports[..reports.len() - 1]
             .iter()

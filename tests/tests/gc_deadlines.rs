@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use dynamodb_session_store::PassStatus;
+use dynamodb_session_store::gc::PassStatus;
 use integration_tests::TestTable;
 use lambda_runtime::{Context, LambdaEvent};
 use session_gc::Handler;

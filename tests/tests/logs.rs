@@ -5,9 +5,8 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
-use dynamodb_session_store::{
-    Concurrency, Config, Error, ErrorAction, ErrorHandler, SessionLayer, SessionStore,
-};
+use dynamodb_session_store::error_handler::{ErrorAction, ErrorHandler};
+use dynamodb_session_store::{Concurrency, Config, Error, SessionLayer, SessionStore};
 use integration_tests::capture::Captured;
 use integration_tests::fault_proxy::{FaultProxy, FaultRates};
 use integration_tests::{Endpoint, SECRET, TestTable, api, client_config, endpoint};

@@ -34,10 +34,14 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::types::error::{InternalServerError, ProvisionedThroughputExceededException};
 use aws_smithy_runtime_api::client::orchestrator::OrchestratorError;
 use dynamodb_session_store::attributes::{CREATED_AT, EXPIRE_AT, LOCKED_AT, UPDATED_AT};
+use dynamodb_session_store::backend::{
+    Changes, Guard, Locked, Replaced, SessionBackend, StoredItem, Written,
+};
+use dynamodb_session_store::gc::{CHECKPOINT_KEY, GarbageCollector, PassStatus};
+use dynamodb_session_store::ops::StoreOps as _;
 use dynamodb_session_store::{
-    CHECKPOINT_KEY, Changes, Concurrency, Config, Error, GarbageCollector, Guard, Locked,
-    MemoryStore, PassStatus, Replaced, RequestSessionExt, Result as StoreResult, SessionBackend,
-    SessionId, SessionLayer, SessionStore, StoredItem, Written,
+    Concurrency, Config, Error, MemoryStore, RequestSessionExt, Result as StoreResult, SessionId,
+    SessionLayer, SessionStore,
 };
 use futures::FutureExt as _;
 use http::{Request, Response, StatusCode, header};

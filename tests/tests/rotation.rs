@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use aws_config::SdkConfig;
+use dynamodb_session_store::ops::StoreOps as _;
 use dynamodb_session_store::{Config, SessionLayer, SessionStore};
 use integration_tests::capture::Captured;
 use integration_tests::secrets::{SecretCalls, instrumented_client, moto_sdk_config};

@@ -6,9 +6,11 @@
 //! sealed on their next write.
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use dynamodb_session_store::backend::{Changes, Guard, SessionBackend};
+use dynamodb_session_store::ops::StoreOps as _;
+use dynamodb_session_store::testing::StoreTesting as _;
 use dynamodb_session_store::{
-    Changes, Config, ConfigBuilder, Error, Guard, MemoryStore, RequestSessionExt, SessionBackend,
-    SessionLayer, SessionStore,
+    Config, ConfigBuilder, Error, MemoryStore, RequestSessionExt, SessionLayer, SessionStore,
 };
 use integration_tests::{SECRET, TestTable, data, incompressible};
 use lambda_http::http::{Request, Response, header};

@@ -1260,7 +1260,7 @@ async fn the_budget_is_the_functions_own_timeout_when_the_invocation_reports_lon
     assert!(took < timeout, "answered after {took:?}, past the Timeout");
     assert!(
         took >= timeout
-            - dynamodb_session_store::DEFAULT_DEADLINE_MARGIN
+            - dynamodb_session_store::service::DEFAULT_DEADLINE_MARGIN
             - Duration::from_millis(300),
         "the wait used the budget, not less: {took:?}"
     );

@@ -3,9 +3,8 @@
 //! `.ci/run`) a terminal run of `gc` on 10,000 sessions under a pseudo-terminal.
 //!
 //! The binary is `target/debug/sessionctl`, which `cargo test --workspace` builds: the
-//! library's own integration tests make Cargo build its binaries, and this crate turns the
-//! `cli` feature on for the whole workspace. Alone, build it first with
-//! `cargo build --locked -p dynamodb-session-store -p integration-tests --bins`.
+//! `sessionctl` crate's own integration test makes Cargo build its binary. Alone, build it
+//! first with `cargo build --locked -p sessionctl`.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead as _, BufReader};
@@ -15,7 +14,10 @@ use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
-use dynamodb_session_store::{CHECKPOINT_KEY, SessionData, SessionId, SessionStore};
+use dynamodb_session_store::gc::CHECKPOINT_KEY;
+use dynamodb_session_store::ops::StoreOps as _;
+use dynamodb_session_store::testing::StoreTesting as _;
+use dynamodb_session_store::{SessionData, SessionId, SessionStore};
 use integration_tests::tables::{describe, exists, ttl};
 use integration_tests::{Endpoint, OTHER_SECRET, SECRET, TestTable, endpoint, workspace_root};
 use serde_json::{Value, json};
@@ -37,7 +39,8 @@ fn n(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-/// `target/debug/sessionctl`, checked to exist and to be newer than the library's sources.
+/// `target/debug/sessionctl`, checked to exist and to be newer than its and the library's
+/// sources.
 fn binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
@@ -47,7 +50,7 @@ fn binary() -> &'static Path {
             dir.pop();
         }
         let path = dir.join(format!("sessionctl{}", std::env::consts::EXE_SUFFIX));
-        let build = "cargo build --locked -p dynamodb-session-store -p integration-tests --bins";
+        let build = "cargo build --locked -p sessionctl";
         let built = std::fs::metadata(&path)
             .and_then(|m| m.modified())
             .unwrap_or_else(|_| {
@@ -57,9 +60,12 @@ fn binary() -> &'static Path {
                     path.display()
                 )
             });
-        let shared = workspace_root().join("shared");
-        let newest =
-            newest_modification(&shared.join("src")).max(modified(&shared.join("Cargo.toml")));
+        let newest = ["shared", "sessionctl"]
+            .map(|krate| workspace_root().join(krate))
+            .iter()
+            .map(|dir| newest_modification(&dir.join("src")).max(modified(&dir.join("Cargo.toml"))))
+            .max()
+            .unwrap_or(UNIX_EPOCH);
         assert!(
             built >= newest,
             "{} is older than the library's sources: run `{build}` (or `cargo test --workspace`)",

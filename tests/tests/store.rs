@@ -1,7 +1,10 @@
 //! The session store against a real DynamoDB-compatible server, one table per test.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use dynamodb_session_store::{Config, Error, MAX_ITEM_BYTES, SessionData, SessionStore};
+use dynamodb_session_store::ops::StoreOps as _;
+use dynamodb_session_store::store::MAX_ITEM_BYTES;
+use dynamodb_session_store::testing::StoreTesting as _;
+use dynamodb_session_store::{Config, Error, SessionData, SessionStore};
 use integration_tests::{OTHER_SECRET, SECRET, TestTable, data};
 use serde_json::json;
 
@@ -41,7 +44,7 @@ async fn every_session_has_a_lifetime_unless_explicitly_unlimited() {
     assert!(expire_at > now(), "in the future");
     assert_eq!(
         expire_at,
-        record.created_at + dynamodb_session_store::DEFAULT_MAX_STALE.as_secs() as i64
+        record.created_at + dynamodb_session_store::config::DEFAULT_MAX_STALE.as_secs() as i64
     );
 
     let table = TestTable::new("explicitly_unlimited").await;

@@ -2,7 +2,9 @@
 
 use aws_sdk_dynamodb::types::{BillingMode as SdkBillingMode, TimeToLiveStatus};
 
-use dynamodb_session_store::{BillingMode, Creation, Deletion, Error, SessionTable};
+use dynamodb_session_store::Error;
+use dynamodb_session_store::config::BillingMode;
+use dynamodb_session_store::table::{Creation, Deletion, SessionTable};
 use integration_tests::tables::{bare_table, describe, exists, tags, ttl};
 use integration_tests::{client, table_name};
 

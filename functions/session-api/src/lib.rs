@@ -9,7 +9,8 @@ mod secret;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use dynamodb_session_store::{Config, Deadline, SessionLayer, SessionStore};
+use dynamodb_session_store::deadline::Deadline;
+use dynamodb_session_store::{Config, SessionLayer, SessionStore};
 
 use lambda_http::tower::util::BoxCloneService;
 use lambda_http::tower::{Layer, ServiceExt as _};
@@ -132,7 +133,7 @@ pub async fn layer_with(
 /// The API function's `Timeout` in `template.yaml` (a test checks that they agree).
 ///
 /// The time budget of a request follows from it: session work stops
-/// [`DEFAULT_DEADLINE_MARGIN`](dynamodb_session_store::DEFAULT_DEADLINE_MARGIN) (1 s) before
+/// [`DEFAULT_DEADLINE_MARGIN`](dynamodb_session_store::service::DEFAULT_DEADLINE_MARGIN) (1 s) before
 /// the invocation's deadline, so a request has 9 s; the lock wait is the lesser of
 /// `lock_max_wait_time` and what is left of them; every DynamoDB call ends by then (503 with
 /// `Retry-After` otherwise), and the lock is released by 250 ms before the deadline.
@@ -251,7 +252,7 @@ pub fn app_with(layer: SessionLayer, demo: routes::DemoRoutes, timeout: Duration
 
 #[cfg(test)]
 mod tests {
-    use dynamodb_session_store::DEFAULT_DEADLINE_MARGIN;
+    use dynamodb_session_store::service::DEFAULT_DEADLINE_MARGIN;
 
     use super::*;
 

@@ -9,7 +9,8 @@ use aws_sdk_secretsmanager::config::retry::RetryConfig;
 use aws_sdk_secretsmanager::config::timeout::TimeoutConfig;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
-use dynamodb_session_store::{MIN_SECRET_KEY_LEN, SecretKey, SecretSource, SigningSecrets};
+use dynamodb_session_store::config::{MIN_SECRET_KEY_LEN, SecretKey};
+use dynamodb_session_store::keys::{SecretSource, SigningSecrets};
 
 use crate::Error;
 
@@ -87,7 +88,7 @@ pub fn secrets_manager_policy(
 ///   verification (at most once per [`SECRET_REFRESH_INTERVAL`]).
 /// * During a refresh ([`SecretSource::fetch`], [`fetch_all`](Self::fetch_all)) any error
 ///   fails the whole read: the store keeps the keys it has, logs the error and counts it
-///   ([`SessionStore::secret_refresh_failures`](dynamodb_session_store::SessionStore::secret_refresh_failures)),
+///   ([`StoreOps::secret_refresh_failures`](dynamodb_session_store::ops::StoreOps::secret_refresh_failures)),
 ///   rather than drop a version that may still be verifying live cookies.
 ///
 /// A version whose value is not a usable key (binary, or shorter than

@@ -19,7 +19,9 @@ use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
-use dynamodb_session_store::{Config, GarbageCollector, SessionTable};
+use dynamodb_session_store::Config;
+use dynamodb_session_store::gc::GarbageCollector;
+use dynamodb_session_store::table::SessionTable;
 
 /// Counts the requests sent, by operation (`X-Amz-Target`), retries included.
 #[derive(Debug, Clone, Default)]

@@ -4,10 +4,12 @@ use std::error::Error as _;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
-use dynamodb_session_store::{
-    Config, DEFAULT_PAGE_SIZE, DEFAULT_SEGMENTS, Deadline, Error, GarbageCollector, GcLimits,
-    GcReport, LAMBDA_MAX_TIMEOUT, MAX_PAGE_SIZE, MAX_SEGMENTS,
+use dynamodb_session_store::deadline::{Deadline, LAMBDA_MAX_TIMEOUT};
+use dynamodb_session_store::gc::{
+    DEFAULT_PAGE_SIZE, DEFAULT_SEGMENTS, GarbageCollector, GcLimits, GcReport, MAX_PAGE_SIZE,
+    MAX_SEGMENTS,
 };
+use dynamodb_session_store::{Config, Error};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 
 /// The event the function is invoked with: EventBridge's scheduled event (its detail is
@@ -16,15 +18,15 @@ use lambda_runtime::{Diagnostic, LambdaEvent};
 pub type Event = aws_lambda_events::event::eventbridge::EventBridgeEvent;
 
 /// The collector's extra age cap (seconds, `7d`, ...; unset, empty or `none`: no cap).
-pub use dynamodb_session_store::GC_MAX_AGE_VAR as MAX_AGE_VAR;
+pub use dynamodb_session_store::gc::GC_MAX_AGE_VAR as MAX_AGE_VAR;
 /// The collector's extra idle cap (seconds, `30m`, ...; unset, empty or `none`: no cap).
-pub use dynamodb_session_store::GC_MAX_STALE_VAR as MAX_STALE_VAR;
+pub use dynamodb_session_store::gc::GC_MAX_STALE_VAR as MAX_STALE_VAR;
 /// Items a scan page evaluates (1 to 10,000; default 500).
-pub use dynamodb_session_store::GC_PAGE_SIZE_VAR as PAGE_SIZE_VAR;
+pub use dynamodb_session_store::gc::GC_PAGE_SIZE_VAR as PAGE_SIZE_VAR;
 /// Most deletes per second (`0` or unset: no limit), as for `sessionctl gc --rate-limit`.
-pub use dynamodb_session_store::GC_RATE_LIMIT_VAR as RATE_LIMIT_VAR;
+pub use dynamodb_session_store::gc::GC_RATE_LIMIT_VAR as RATE_LIMIT_VAR;
 /// Parallel scan segments (1 to 1000; default 4). Changing it restarts a pass in progress.
-pub use dynamodb_session_store::GC_SEGMENTS_VAR as SEGMENTS_VAR;
+pub use dynamodb_session_store::gc::GC_SEGMENTS_VAR as SEGMENTS_VAR;
 
 /// Time kept back from the invocation's deadline: the collector stops and saves its progress
 /// this long before Lambda would kill it.

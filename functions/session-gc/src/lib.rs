@@ -1,10 +1,10 @@
 //! The session garbage collector as a Lambda function, run by an EventBridge schedule.
 //!
-//! Every invocation runs [`GarbageCollector::collect`](dynamodb_session_store::GarbageCollector::collect)
+//! Every invocation runs [`GarbageCollector::collect`](dynamodb_session_store::gc::GarbageCollector::collect)
 //! until shortly before the invocation's deadline. A pass over a big table spans several
 //! invocations: each one saves its progress in a checkpoint item in the session table and the
 //! next scheduled one continues from it (see
-//! [`GarbageCollector`](dynamodb_session_store::GarbageCollector)). It stops
+//! [`GarbageCollector`](dynamodb_session_store::gc::GarbageCollector)). It stops
 //! [`DEADLINE_MARGIN`] before the deadline; give the function a timeout of a few minutes.
 //!
 //! Configuration comes from the environment, read once per cold start:

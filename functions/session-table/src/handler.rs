@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use aws_lambda_events::event::cloudformation::CloudFormationCustomResourceRequest;
 use aws_sdk_dynamodb::Client;
-use dynamodb_session_store::{Creation, Deadline, Deletion, SessionTable};
+use dynamodb_session_store::deadline::Deadline;
+use dynamodb_session_store::table::{Creation, Deletion, SessionTable};
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use tracing::Instrument as _;
@@ -27,7 +28,7 @@ pub type Request = CloudFormationCustomResourceRequest;
 pub const CREATE_FAILED_PREFIX: &str = "create-failed:";
 
 /// The tags on every table this resource creates (the library's, also read by `sessionctl`).
-pub use dynamodb_session_store::{LOGICAL_ID_TAG, STACK_ID_TAG};
+pub use dynamodb_session_store::table::{LOGICAL_ID_TAG, STACK_ID_TAG};
 
 /// How the handler spends its time.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! The session table's CloudFormation custom resource (`Custom::SessionTable`).
 //!
 //! A Lambda handler for CloudFormation's Create, Update and Delete requests that manages the
-//! session table with the library's own [`SessionTable`](dynamodb_session_store::SessionTable)
+//! session table with the library's own [`SessionTable`](dynamodb_session_store::table::SessionTable)
 //! (on-demand or provisioned, TTL on `expire_at`), and always answers CloudFormation:
 //! bad properties, DynamoDB errors, panics and an approaching deadline all end in a FAILED
 //! answer with a reason rather than in silence.

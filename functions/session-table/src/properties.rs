@@ -4,7 +4,8 @@
 //! CloudFormation passes every scalar property as a string (`ReadCapacity: 10` arrives as
 //! `"10"`), so numbers are accepted both as JSON numbers and as strings.
 
-use dynamodb_session_store::{BillingMode, SessionTable};
+use dynamodb_session_store::config::BillingMode;
+use dynamodb_session_store::table::SessionTable;
 use serde_json::{Map, Value};
 
 /// Properties CloudFormation itself adds to every custom resource request.
@@ -69,7 +70,7 @@ pub struct Properties {
 /// # Examples
 ///
 /// ```
-/// use dynamodb_session_store::BillingMode;
+/// use dynamodb_session_store::config::BillingMode;
 /// use serde_json::json;
 ///
 /// let properties = session_table::parse_properties(&json!({

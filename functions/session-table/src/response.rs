@@ -8,7 +8,7 @@ use aws_lambda_events::event::cloudformation::{
     CloudFormationCustomResourceResponse, CloudFormationCustomResourceResponseStatus,
 };
 use backon::{ExponentialBuilder, Retryable as _};
-use dynamodb_session_store::Deadline;
+use dynamodb_session_store::deadline::Deadline;
 use reqwest::StatusCode;
 use reqwest::header::CONTENT_TYPE;
 

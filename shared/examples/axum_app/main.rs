@@ -24,7 +24,8 @@ mod app;
 
 use std::net::Ipv4Addr;
 
-use dynamodb_session_store::{Config, MemoryStore, SecretKey, SessionLayer, SessionStore};
+use dynamodb_session_store::config::SecretKey;
+use dynamodb_session_store::{Config, MemoryStore, SessionLayer, SessionStore};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {

@@ -55,7 +55,7 @@ pub struct LayerOptions {
     /// Rack's `defer`: never send `Set-Cookie` (`defer`); default off.
     pub defer: Option<bool>,
     /// Time kept back from a request's deadline (`deadline_margin`); default
-    /// [`DEFAULT_DEADLINE_MARGIN`](crate::DEFAULT_DEADLINE_MARGIN).
+    /// [`DEFAULT_DEADLINE_MARGIN`](crate::service::DEFAULT_DEADLINE_MARGIN).
     pub deadline_margin: Option<Duration>,
 }
 

@@ -53,7 +53,7 @@ pub const DEFAULT_MAX_STALE: Duration = Duration::from_secs(24 * 60 * 60);
 /// [`Config::compress_above`]).
 pub const DEFAULT_COMPRESS_ABOVE: usize = 1024;
 
-/// How the session table is billed when [`SessionTable::create`](crate::SessionTable::create)
+/// How the session table is billed when [`SessionTable::create`](crate::table::SessionTable::create)
 /// makes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BillingMode {
@@ -128,7 +128,8 @@ impl std::str::FromStr for Concurrency {
 ///
 /// ```
 /// use std::time::Duration;
-/// use dynamodb_session_store::{Config, Lifetime, DEFAULT_MAX_STALE};
+/// use dynamodb_session_store::{Config, Lifetime};
+/// use dynamodb_session_store::config::DEFAULT_MAX_STALE;
 ///
 /// // A day without a write ends a session, unless configured otherwise.
 /// assert_eq!(Config::builder().build()?.max_stale, Some(DEFAULT_MAX_STALE));
@@ -175,7 +176,7 @@ impl SecretKey {
     /// # Examples
     ///
     /// ```
-    /// use dynamodb_session_store::SecretKey;
+    /// use dynamodb_session_store::config::SecretKey;
     ///
     /// let key = SecretKey::new("a secret of at least thirty-two bytes!!");
     /// assert_eq!(format!("{key:?}"), "SecretKey(<redacted>)");
@@ -229,7 +230,7 @@ pub struct Config {
     pub write_capacity: i64,
     /// Whether the default error handler re-raises soft errors too. Default `false`.
     pub raise_errors: bool,
-    /// Decides which errors reach the client. Default: [`DefaultErrorHandler`](crate::DefaultErrorHandler)
+    /// Decides which errors reach the client. Default: [`DefaultErrorHandler`](crate::error_handler::DefaultErrorHandler)
     /// honouring `raise_errors`.
     pub error_handler: Arc<dyn ErrorHandler>,
     /// Absolute session lifetime, counted from creation. Default none.

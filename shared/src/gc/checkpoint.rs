@@ -1,6 +1,6 @@
 //! What is left of a collection pass, as plain data: each segment's progress and when the
 //! pass began. Backends store it (versioned, see
-//! [`CollectorBackend::save_checkpoint`](crate::CollectorBackend::save_checkpoint)); it
+//! [`CollectorBackend::save_checkpoint`](crate::backend::CollectorBackend::save_checkpoint)); it
 //! knows nothing of how.
 
 use serde::{Deserialize, Serialize};
@@ -18,7 +18,7 @@ pub enum SegmentProgress {
 
 /// A collection pass in progress: what a backend stores between invocations. Its serde
 /// encoding is for backends that keep it as one document; DynamoDB keeps the item layout
-/// described on [`GarbageCollector`](crate::GarbageCollector).
+/// described on [`GarbageCollector`](crate::gc::GarbageCollector).
 ///
 /// # Examples
 ///

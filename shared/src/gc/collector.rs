@@ -17,9 +17,10 @@ use super::{
     DEFAULT_CONCURRENCY, DEFAULT_MAX_RETRIES, DEFAULT_PAGE_SIZE, DEFAULT_SEGMENTS, GcLimits,
     GcProgress, GcReport, MAX_SEGMENTS,
 };
+use crate::backend::CollectorBackend;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::store::{CollectorBackend, DynamoDbBackend};
+use crate::store::DynamoDbBackend;
 
 /// Deletes dead sessions on a schedule: a resumable, race-safe sweep.
 ///

@@ -1,5 +1,5 @@
 //! Garbage collection: a scheduled, resumable, race-safe sweep that deletes dead sessions,
-//! on any [`CollectorBackend`](crate::CollectorBackend). The rules and the design are
+//! on any [`CollectorBackend`](crate::backend::CollectorBackend). The rules and the design are
 //! documented on [`GarbageCollector`] (`collector`); one run's state and its sweep are in
 //! `sweep`; the checkpoint that carries a pass across invocations, plain data, in
 //! `checkpoint`. The requests themselves belong to the backends.
@@ -15,9 +15,9 @@ use serde::Serialize;
 
 pub use self::checkpoint::{Checkpoint, SegmentProgress};
 pub use self::collector::{GarbageCollector, collect_garbage};
+use crate::backend::GarbageRule;
 use crate::config;
 use crate::error::{Error, Result};
-use crate::store::GarbageRule;
 
 /// Key value of the checkpoint item the collector keeps in the session table.
 pub const CHECKPOINT_KEY: &str = "gc-checkpoint#v1";

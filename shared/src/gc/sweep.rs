@@ -15,8 +15,9 @@ use super::ScannedPage;
 use super::checkpoint::{Checkpoint, SegmentProgress};
 use super::counts::Counts;
 use super::{CHECKPOINT_INTERVAL, GcProgress, GcReport, PassStatus, rule_at};
+use crate::backend::{CollectorBackend, GarbageRule, GarbageScan, Retry};
 use crate::error::{Error, Result};
-use crate::store::{CollectorBackend, GarbageRule, GarbageScan, Retry, now};
+use crate::store::now;
 
 /// Most time kept back from the deadline to write the checkpoint (a tenth of the budget for
 /// short budgets).

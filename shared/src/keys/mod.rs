@@ -1,4 +1,5 @@
-//! Session ids: generation, signing, verification and the table key derived from them.
+//! Session ids and the secrets that key them: generation, signing, verification, the table
+//! key derived from an id, and the sources a running process reads rotated secrets from.
 //!
 //! * An id is 256 bits from the operating system's CSPRNG.
 //! * The cookie value is `base64url(id) "." base64url(HMAC-SHA256(sign_key, id))`.
@@ -13,14 +14,17 @@
 //! Two more keys come from each secret: one hashes user ids for the user index (the table holds
 //! `HMAC(k_user, user id)`, never the id), one turns a table key into an opaque per-session
 //! handle. The key that seals a session's data is keyed by a fifth key from the secret and
-//! takes the raw id as input — see [`data_key`] — so it needs both the cookie and the
+//! takes the raw id as input — see `data_key` — so it needs both the cookie and the
 //! secret: a dump with the secret opens nothing, and table write access with one's own
 //! cookie forges nothing.
 //!
-//! The secrets can be replaced while the process runs ([`refresh`]): an id keeps the keys that
+//! The secrets can be replaced while the process runs ([`SecretSource`]): an id keeps the keys that
 //! verified it, so a replacement between two steps of one request changes nothing for it.
 
-pub(crate) mod refresh;
+mod refresh;
+
+pub(crate) use self::refresh::Refresher;
+pub use self::refresh::{SecretSource, SigningSecrets};
 
 use std::fmt;
 use std::sync::{Arc, OnceLock, RwLock};

@@ -35,7 +35,8 @@ impl std::fmt::Debug for SigningSecrets {
 /// # Examples
 ///
 /// ```
-/// use dynamodb_session_store::{SecretKey, SecretSource, SigningSecrets};
+/// use dynamodb_session_store::config::SecretKey;
+/// use dynamodb_session_store::keys::{SecretSource, SigningSecrets};
 ///
 /// #[derive(Debug)]
 /// struct FromEnv;

@@ -30,7 +30,7 @@ use ::cookie::SameSite;
 use crate::session::Session;
 use crate::store::SessionStore;
 
-pub use self::call::SessionService;
+pub use self::call::{ResponseFuture, SessionService};
 use self::cookie::CookieConfig;
 
 /// Time kept back from a request's deadline by default (see
@@ -179,7 +179,7 @@ impl SessionLayer {
     /// Time kept back from a request's deadline (default [`DEFAULT_DEADLINE_MARGIN`]).
     ///
     /// On Lambda (feature `lambda`) the deadline is the invocation's; elsewhere, insert a
-    /// [`Deadline`](crate::Deadline) into the request's extensions. Session reads, writes and
+    /// [`Deadline`](crate::deadline::Deadline) into the request's extensions. Session reads, writes and
     /// lock waits stop `margin` before it; a handler still running at `margin / 2` before it
     /// is dropped; either way the request answers 503 with `Retry-After` and releases its
     /// lock by `margin / 4` before the deadline — never a platform timeout.
@@ -190,7 +190,8 @@ impl SessionLayer {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use dynamodb_session_store::{Config, Deadline, MemoryStore, SessionLayer, SessionStore};
+    /// use dynamodb_session_store::{Config, MemoryStore, SessionLayer, SessionStore};
+    /// use dynamodb_session_store::deadline::Deadline;
     /// use tower::{Layer, ServiceExt, service_fn};
     ///
     /// # #[tokio::main(flavor = "current_thread")]

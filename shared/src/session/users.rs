@@ -4,7 +4,8 @@
 use super::{Session, State};
 use crate::error::Result;
 use crate::keys::SessionId;
-use crate::store::UserSessionPage;
+use crate::ops::StoreOps as _;
+use crate::store::users::UserSessionPage;
 
 impl Session {
     /// Binds the session to `user` (after a login): the session moves to a fresh id (as

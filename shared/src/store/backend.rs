@@ -124,9 +124,8 @@ pub enum Replaced {
 ///
 /// ```
 /// use std::sync::atomic::{AtomicUsize, Ordering};
-/// use dynamodb_session_store::{
-///     Changes, Guard, Locked, MemoryStore, Replaced, Result, SessionBackend, StoredItem, Written,
-/// };
+/// use dynamodb_session_store::{MemoryStore, Result};
+/// use dynamodb_session_store::backend::{Changes, Guard, Locked, Replaced, SessionBackend, StoredItem, Written};
 ///
 /// #[derive(Debug, Default)]
 /// struct CountingWrites {
@@ -351,12 +350,12 @@ pub struct Retry<'a> {
     pub retries: &'a std::sync::atomic::AtomicU64,
 }
 
-/// What the [`GarbageCollector`](crate::GarbageCollector) needs of a backend: a segmented
+/// What the [`GarbageCollector`](crate::gc::GarbageCollector) needs of a backend: a segmented
 /// scan for garbage, a delete that re-checks the rule atomically, and a versioned place for
 /// the checkpoint that carries a pass across invocations. In the spirit of
 /// tower-sessions' `ExpiredDeletion`, but resumable and race-safe.
 ///
-/// DynamoDB (through [`GarbageCollector::new`](crate::GarbageCollector::new)) and
+/// DynamoDB (through [`GarbageCollector::new`](crate::gc::GarbageCollector::new)) and
 /// [`MemoryStore`](crate::MemoryStore) implement it, and the conformance suite runs the
 /// collector's cases on both.
 #[async_trait::async_trait]

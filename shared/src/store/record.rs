@@ -188,7 +188,9 @@ impl StoredItem {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use dynamodb_session_store::{Config, EndedBy, StoredItem};
+    /// use dynamodb_session_store::Config;
+    /// use dynamodb_session_store::backend::StoredItem;
+    /// use dynamodb_session_store::store::EndedBy;
     ///
     /// let config = Config::builder().max_stale(Duration::from_secs(600)).build()?;
     /// let item = StoredItem { created_at: 1_000, updated_at: 1_500, ..StoredItem::default() };

@@ -176,7 +176,8 @@ impl SessionStore {
     ///
     /// # Errors
     ///
-    /// [`Error::UserIndexMissing`] when the table has no user index; backend errors;
+    /// [`Error::UserIndexMissing`] when the table has no user index; [`Error::TableNotFound`],
+    /// [`Error::DynamoDb`], [`Error::DeadlineExceeded`] from the backend;
     /// [`Error::InvalidConfig`] for a cursor this store did not issue.
     ///
     /// # Examples
@@ -392,11 +393,6 @@ impl SessionStore {
             }
         }
         Ok(false)
-    }
-
-    /// The handle [`user_sessions`](Self::user_sessions) shows for `id`'s session.
-    pub fn session_handle(&self, id: &SessionId) -> String {
-        self.inner.keys.current().handle(&keys::table_key(id))
     }
 
     fn is_live(&self, item: &StoredItem, hash: &str, now: i64, revoked_at: Option<i64>) -> bool {

@@ -30,7 +30,8 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(300);
 /// # Examples
 ///
 /// ```no_run
-/// use dynamodb_session_store::{BillingMode, SessionTable};
+/// use dynamodb_session_store::config::BillingMode;
+/// use dynamodb_session_store::table::SessionTable;
 ///
 /// # async fn demo(client: aws_sdk_dynamodb::Client) -> Result<(), dynamodb_session_store::Error> {
 /// let arn = SessionTable::new("sessions")
@@ -156,7 +157,7 @@ impl SessionTable {
     /// # Examples
     ///
     /// ```no_run
-    /// use dynamodb_session_store::{Creation, SessionTable};
+    /// use dynamodb_session_store::table::{Creation, SessionTable};
     ///
     /// # async fn demo(client: aws_sdk_dynamodb::Client) -> Result<(), dynamodb_session_store::Error> {
     /// let table = SessionTable::new("sessions").tag("team", "web");

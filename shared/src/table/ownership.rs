@@ -64,7 +64,7 @@ impl SessionTable {
     /// # Examples
     ///
     /// ```no_run
-    /// use dynamodb_session_store::SessionTable;
+    /// use dynamodb_session_store::table::SessionTable;
     ///
     /// # async fn demo(client: aws_sdk_dynamodb::Client) -> Result<(), dynamodb_session_store::Error> {
     /// let mine = SessionTable::new("sessions").tag("owner", "stack-a");
@@ -142,7 +142,7 @@ impl SessionTable {
     /// # Examples
     ///
     /// ```no_run
-    /// use dynamodb_session_store::{Deletion, SessionTable};
+    /// use dynamodb_session_store::table::{Deletion, SessionTable};
     ///
     /// # async fn demo(client: aws_sdk_dynamodb::Client) -> Result<(), dynamodb_session_store::Error> {
     /// let mine = SessionTable::new("sessions").tag("owner", "stack-a");

@@ -64,29 +64,9 @@ pub(super) fn to_item(key_attribute: &str, key: &str, stored: &StoredItem) -> It
 }
 
 impl StoredItem {
-    /// Reads a session item's attributes as the store does: items the Ruby gem wrote too
-    /// (`data` may be absent, numbers decimal, a lock without its owner).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::MalformedItem`] for an attribute of the wrong type.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::collections::HashMap;
-    /// use aws_sdk_dynamodb::types::AttributeValue;
-    /// use dynamodb_session_store::StoredItem;
-    ///
-    /// let item = HashMap::from([
-    ///     ("created_at".to_owned(), AttributeValue::N("1700000000.5".into())),
-    ///     ("updated_at".to_owned(), AttributeValue::N("1700000600".into())),
-    /// ]);
-    /// let stored = StoredItem::from_attributes(&item)?;
-    /// assert_eq!((stored.created_at, stored.updated_at), (1_700_000_000, 1_700_000_600));
-    /// # Ok::<(), dynamodb_session_store::Error>(())
-    /// ```
-    pub fn from_attributes(item: &HashMap<String, AttributeValue>) -> Result<StoredItem> {
+    /// Reads a session item's attributes as the store does (for operators, through
+    /// [`ops::decode_item`](crate::ops::decode_item)).
+    pub(crate) fn from_attributes(item: &HashMap<String, AttributeValue>) -> Result<StoredItem> {
         from_item(item)
     }
 }

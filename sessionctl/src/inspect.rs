@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use dynamodb_session_store::{EndedBy, SessionStore, StoredItem};
+use dynamodb_session_store::SessionStore;
+use dynamodb_session_store::backend::StoredItem;
+use dynamodb_session_store::ops::StoreOps as _;
+use dynamodb_session_store::store::EndedBy;
 use serde_json::json;
 
 use crate::context::{Context, Lifetimes, cookie_value};

@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use aws_sdk_dynamodb::Client;
-use dynamodb_session_store::{
-    DEFAULT_PAGE_SIZE, DEFAULT_SEGMENTS, Error, GC_MAX_AGE_VAR, GC_MAX_STALE_VAR, GC_PAGE_SIZE_VAR,
-    GC_RATE_LIMIT_VAR, GC_SEGMENTS_VAR, GarbageCollector, GcLimits, GcReport, Lifetime,
-    MAX_PAGE_SIZE, MAX_SEGMENTS, PassStatus,
+use dynamodb_session_store::gc::{
+    DEFAULT_PAGE_SIZE, DEFAULT_SEGMENTS, GC_MAX_AGE_VAR, GC_MAX_STALE_VAR, GC_PAGE_SIZE_VAR,
+    GC_RATE_LIMIT_VAR, GC_SEGMENTS_VAR, GarbageCollector, GcLimits, GcReport, MAX_PAGE_SIZE,
+    MAX_SEGMENTS, PassStatus,
 };
+use dynamodb_session_store::{Error, Lifetime};
 
 use crate::context::Context;
 use crate::output::{Failure, Output, chain, count, limit, sdk_failure, seconds};

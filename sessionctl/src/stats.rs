@@ -11,9 +11,9 @@ use dynamodb_session_store::attributes::{
     CREATED_AT, EXPIRE_AT, GC_PASS_STARTED_AT, LOCKED_AT, MAX_STALE, UPDATED_AT, USER_HASH,
     USER_INDEX,
 };
-use dynamodb_session_store::{
-    CHECKPOINT_KEY, Config, DEFAULT_SEGMENTS, MAX_SEGMENTS, SessionStore, StoredItem,
-};
+use dynamodb_session_store::gc::{CHECKPOINT_KEY, DEFAULT_SEGMENTS, MAX_SEGMENTS};
+use dynamodb_session_store::ops;
+use dynamodb_session_store::{Config, SessionStore};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
@@ -238,7 +238,7 @@ impl Tally {
             return;
         }
         // Read as the store reads it; without the time of its last write it is no session.
-        let stored = match StoredItem::from_attributes(item) {
+        let stored = match ops::decode_item(item) {
             Ok(stored) if item.contains_key(UPDATED_AT) => stored,
             _ => {
                 self.unreadable += 1;

@@ -2,7 +2,7 @@
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 
-use dynamodb_session_store::{STACK_ID_TAG, SessionTable};
+use dynamodb_session_store::table::{STACK_ID_TAG, SessionTable};
 use serde_json::json;
 
 use crate::context::Context;

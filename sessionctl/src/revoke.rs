@@ -1,5 +1,6 @@
 //! `sessionctl revoke`: end a session by its cookie, or every session of a user.
 
+use dynamodb_session_store::ops::StoreOps as _;
 use serde_json::json;
 
 use crate::context::{Context, cookie_value};

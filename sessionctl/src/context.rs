@@ -5,10 +5,10 @@ use std::path::PathBuf;
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::Client;
-use dynamodb_session_store::{
-    Config, ConfigBuilder, Error, GC_MAX_AGE_VAR, GC_MAX_STALE_VAR, GC_PAGE_SIZE_VAR,
-    GC_RATE_LIMIT_VAR, GC_SEGMENTS_VAR, Lifetime, SessionStore,
+use dynamodb_session_store::gc::{
+    GC_MAX_AGE_VAR, GC_MAX_STALE_VAR, GC_PAGE_SIZE_VAR, GC_RATE_LIMIT_VAR, GC_SEGMENTS_VAR,
 };
+use dynamodb_session_store::{Config, ConfigBuilder, Error, Lifetime, SessionStore};
 
 use crate::output::{Failure, Output};
 

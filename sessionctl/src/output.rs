@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::error::SdkError;
-use dynamodb_session_store::Error;
+use dynamodb_session_store::{Error, ops};
 
 /// Where results go: text for people (unless `--quiet`), or JSON for scripts.
 #[derive(Debug, Clone, Copy)]
@@ -101,7 +101,7 @@ pub fn sdk_failure<E, R>(table: &str, error: SdkError<E, R>) -> Failure
 where
     aws_sdk_dynamodb::Error: From<SdkError<E, R>>,
 {
-    Failure::from(Error::from_sdk(table, error))
+    Failure::from(ops::sdk_error(table, error))
 }
 
 /// An error and its sources, joined with `: `, repeats dropped.

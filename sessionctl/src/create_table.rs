@@ -1,7 +1,8 @@
 //! `sessionctl create-table`: the library's `SessionTable::create`.
 
 use dynamodb_session_store::attributes::USER_INDEX;
-use dynamodb_session_store::{BillingMode, Creation, SessionTable};
+use dynamodb_session_store::config::BillingMode;
+use dynamodb_session_store::table::{Creation, SessionTable};
 use serde_json::json;
 
 use crate::context::Context;

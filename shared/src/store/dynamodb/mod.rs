@@ -6,8 +6,10 @@
 //! when it is missing, one consistent read finds out whether the session is gone, locked or
 //! changed. Guessing "gone" there would hand a locked session's user a fresh, empty one.
 
+mod changes;
 mod gc;
 mod item;
+mod users;
 
 use std::time::Duration;
 
@@ -18,16 +20,15 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, KeysAndAttributes, Put, ReturnValue,
-    ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    AttributeValue, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem,
 };
 
-use self::item::{Item, PROJECTION, from_item, number, to_item, unsigned};
+use self::changes::update_expression;
+use self::item::{Item, from_item, number, to_item, unsigned};
+use self::users::projection;
 use super::backend::{Changes, Guard, Locked, Replaced, SessionBackend, StoredItem, Written};
-use crate::attributes::{
-    CREATED_AT, DATA, EXPIRE_AT, LOCK_OWNER, LOCKED_AT, MAX_STALE, UPDATED_AT, USER_HASH,
-    USER_INDEX, VERSION,
-};
+use crate::attributes::{LOCK_OWNER, LOCKED_AT, VERSION};
 use crate::error::{Error, Result};
 use crate::expression::Expression;
 use crate::retry::Backoff;
@@ -243,88 +244,7 @@ impl SessionBackend for DynamoDbBackend {
     }
 
     async fn update(&self, key: &str, changes: &Changes, guard: &Guard) -> Result<Written> {
-        let mut e = Expression::default();
-        if let Some(data) = &changes.data {
-            e.name("#data", DATA)
-                .value(":data", AttributeValue::S(data.clone()))
-                .set("#data = :data");
-        }
-        if let Some(updated_at) = changes.updated_at {
-            e.name("#updated", UPDATED_AT)
-                .value(":now", number(updated_at))
-                .set("#updated = :now");
-        }
-        match (changes.created_at, changes.updated_at) {
-            (Some(created_at), _) => {
-                e.name("#created", CREATED_AT)
-                    .value(":created", number(created_at))
-                    .set("#created = :created");
-            }
-            (None, Some(_)) => {
-                // Items the Ruby gem wrote may lack `created_at`.
-                e.name("#created", CREATED_AT)
-                    .set("#created = if_not_exists(#created, :now)");
-            }
-            (None, None) => {}
-        }
-        match changes.expire_at {
-            Some(Some(t)) => {
-                e.name("#expire", EXPIRE_AT)
-                    .value(":expire", number(t))
-                    .set("#expire = :expire");
-            }
-            Some(None) => {
-                e.name("#expire", EXPIRE_AT).remove("#expire");
-            }
-            None => {}
-        }
-        match changes.max_stale {
-            Some(Some(seconds)) => {
-                e.name("#session_max_stale", MAX_STALE)
-                    .value(":session_max_stale", unsigned(seconds))
-                    .set("#session_max_stale = :session_max_stale");
-            }
-            Some(None) => {
-                e.name("#session_max_stale", MAX_STALE)
-                    .remove("#session_max_stale");
-            }
-            None => {}
-        }
-        match &changes.user_hash {
-            Some(Some(hash)) => {
-                e.name("#user", USER_HASH)
-                    .value(":user", AttributeValue::S(hash.clone()))
-                    .set("#user = :user");
-            }
-            Some(None) => {
-                e.name("#user", USER_HASH).remove("#user");
-            }
-            None => {}
-        }
-        match changes.bound_at {
-            Some(Some(ms)) => {
-                e.name("#bound", item::BOUND_AT)
-                    .value(":bound", number(ms))
-                    .set("#bound = :bound");
-            }
-            Some(None) => {
-                e.name("#bound", item::BOUND_AT).remove("#bound");
-            }
-            None => {}
-        }
-        if changes.bump_version {
-            e.name("#version", VERSION)
-                .value(":zero", unsigned(0))
-                .value(":one", unsigned(1))
-                .set("#version = if_not_exists(#version, :zero) + :one");
-        }
-        if let Guard::Lock(_) = guard {
-            // The write that ends the request also releases its lock.
-            e.name("#locked", LOCKED_AT)
-                .name("#owner", LOCK_OWNER)
-                .remove("#locked")
-                .remove("#owner");
-        }
+        let mut e = update_expression(changes, guard);
         self.guard(&mut e, guard, true);
         let sent = self
             .update_request(key, &e)
@@ -450,125 +370,12 @@ impl SessionBackend for DynamoDbBackend {
         after: Option<&str>,
         limit: usize,
     ) -> Result<(Vec<String>, Option<String>)> {
-        let start = after.map(|key| {
-            std::collections::HashMap::from([
-                (
-                    USER_HASH.to_owned(),
-                    AttributeValue::S(user_hash.to_owned()),
-                ),
-                (self.key_attribute.clone(), self.key(key)),
-            ])
-        });
-        let queried = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(USER_INDEX)
-            .key_condition_expression("#user = :user")
-            .expression_attribute_names("#user", USER_HASH)
-            .expression_attribute_values(":user", AttributeValue::S(user_hash.to_owned()))
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .set_exclusive_start_key(start)
-            .send()
-            .await;
-        let output = match queried {
-            Ok(output) => output,
-            Err(err)
-                if err
-                    .as_service_error()
-                    .and_then(|e| e.meta().message())
-                    .is_some_and(|m| m.contains("index")) =>
-            {
-                return Err(Error::UserIndexMissing {
-                    table: self.table.clone(),
-                });
-            }
-            Err(err) => return Err(self.sdk_error(err)),
-        };
-        let key_of = |item: &Item| match item.get(&self.key_attribute) {
-            Some(AttributeValue::S(key)) => Some(key.clone()),
-            _ => None,
-        };
-        let keys = output.items().iter().filter_map(key_of).collect();
-        let next = output.last_evaluated_key().and_then(|k| key_of(&k.clone()));
-        Ok((keys, next))
+        self.query_user_index(user_hash, after, limit).await
     }
 
     async fn get_many(&self, keys: &[String]) -> Result<Vec<(String, StoredItem)>> {
-        let (expression, mut names) = projection();
-        names.insert("#key".to_owned(), self.key_attribute.clone());
-        let mut found = Vec::with_capacity(keys.len());
-        // BatchGetItem reads at most 100 keys per call.
-        for chunk in keys.chunks(100) {
-            let mut pending = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(
-                        chunk
-                            .iter()
-                            .map(|key| {
-                                std::collections::HashMap::from([(
-                                    self.key_attribute.clone(),
-                                    self.key(key),
-                                )])
-                            })
-                            .collect(),
-                    ))
-                    .consistent_read(true)
-                    .projection_expression(format!("#key, {expression}"))
-                    .set_expression_attribute_names(Some(names.clone()))
-                    .build()
-                    .map_err(build_error)?,
-            );
-            let mut backoff =
-                Backoff::exponential(Duration::from_millis(20), Duration::from_secs(1), 8).delays();
-            while let Some(request) = pending.take() {
-                let output = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request)
-                    .send()
-                    .await
-                    .map_err(|e| self.sdk_error(e))?;
-                for item in output
-                    .responses
-                    .and_then(|mut r| r.remove(&self.table))
-                    .unwrap_or_default()
-                {
-                    if let Some(AttributeValue::S(key)) = item.get(&self.key_attribute) {
-                        found.push((key.clone(), from_item(&item)?));
-                    }
-                }
-                // Keys DynamoDB left unprocessed (throttling) are asked for again, later.
-                pending = output
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.table))
-                    .filter(|k| !k.keys().is_empty());
-                if pending.is_some() {
-                    let Some(delay) = backoff.next() else {
-                        return Err(Error::Backend(
-                            "BatchGetItem left keys unprocessed after retries".into(),
-                        ));
-                    };
-                    tokio::time::sleep(delay).await;
-                }
-            }
-        }
-        Ok(found)
+        self.batch_get(keys).await
     }
-}
-
-/// The projection of a session read, as an expression and its names.
-fn projection() -> (String, std::collections::HashMap<String, String>) {
-    let expression = PROJECTION
-        .iter()
-        .map(|(placeholder, _)| *placeholder)
-        .collect::<Vec<_>>()
-        .join(", ");
-    let names = PROJECTION
-        .iter()
-        .map(|(placeholder, name)| ((*placeholder).to_owned(), (*name).to_owned()))
-        .collect();
-    (expression, names)
 }
 
 /// The cancellation reason codes of a cancelled transaction.

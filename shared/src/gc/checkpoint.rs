@@ -23,7 +23,7 @@ pub enum SegmentProgress {
 /// # Examples
 ///
 /// ```
-/// use dynamodb_session_store::{Checkpoint, SegmentProgress};
+/// use dynamodb_session_store::gc::{Checkpoint, SegmentProgress};
 ///
 /// let mut pass = Checkpoint::fresh(2, 1_700_000_000);
 /// pass.segments[0] = SegmentProgress::Done;

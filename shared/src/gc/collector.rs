@@ -110,7 +110,8 @@ use crate::store::DynamoDbBackend;
 ///
 /// ```no_run
 /// use std::time::{Duration, Instant};
-/// use dynamodb_session_store::{Config, GarbageCollector};
+/// use dynamodb_session_store::Config;
+/// use dynamodb_session_store::gc::GarbageCollector;
 ///
 /// # async fn demo(client: aws_sdk_dynamodb::Client) -> Result<(), dynamodb_session_store::Error> {
 /// let config = Config::builder().table_name("sessions").build()?;
@@ -166,7 +167,8 @@ impl GarbageCollector {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use dynamodb_session_store::{Config, GarbageCollector};
+    /// use dynamodb_session_store::Config;
+    /// use dynamodb_session_store::gc::GarbageCollector;
     ///
     /// # fn demo(client: aws_sdk_dynamodb::Client) {
     /// // The store's one-hour max_stale does not make the collector delete idle sessions.
@@ -198,7 +200,8 @@ impl GarbageCollector {
     /// # Examples
     ///
     /// ```
-    /// use dynamodb_session_store::{Config, GarbageCollector, MemoryStore, SessionData, SessionStore};
+    /// use dynamodb_session_store::gc::GarbageCollector;
+    /// use dynamodb_session_store::{Config, MemoryStore, SessionData, SessionStore};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), dynamodb_session_store::Error> {
@@ -240,7 +243,8 @@ impl GarbageCollector {
     ///
     /// ```no_run
     /// use std::time::Duration;
-    /// use dynamodb_session_store::{Config, GarbageCollector, GcLimits};
+    /// use dynamodb_session_store::Config;
+    /// use dynamodb_session_store::gc::{GarbageCollector, GcLimits};
     ///
     /// # async fn demo(client: aws_sdk_dynamodb::Client) -> Result<(), dynamodb_session_store::Error> {
     /// // What the front ends do: the caps come from the collector's own variables.
@@ -297,7 +301,8 @@ impl GarbageCollector {
     /// # Examples
     ///
     /// ```no_run
-    /// use dynamodb_session_store::{Config, GarbageCollector};
+    /// use dynamodb_session_store::Config;
+    /// use dynamodb_session_store::gc::GarbageCollector;
     ///
     /// # async fn demo(client: aws_sdk_dynamodb::Client) -> Result<(), dynamodb_session_store::Error> {
     /// let collector = GarbageCollector::new(client, &Config::from_env()?)?.with_dry_run(true);
@@ -318,7 +323,8 @@ impl GarbageCollector {
     /// # Examples
     ///
     /// ```no_run
-    /// use dynamodb_session_store::{Config, GarbageCollector};
+    /// use dynamodb_session_store::Config;
+    /// use dynamodb_session_store::gc::GarbageCollector;
     ///
     /// # async fn demo(client: aws_sdk_dynamodb::Client) -> Result<(), dynamodb_session_store::Error> {
     /// let collector = GarbageCollector::new(client, &Config::from_env()?)?.on_progress(|p| {
@@ -345,7 +351,8 @@ impl GarbageCollector {
     /// ```no_run
     /// use std::sync::Arc;
     /// use std::sync::atomic::{AtomicBool, Ordering};
-    /// use dynamodb_session_store::{Config, GarbageCollector};
+    /// use dynamodb_session_store::Config;
+    /// use dynamodb_session_store::gc::GarbageCollector;
     ///
     /// # async fn demo(client: aws_sdk_dynamodb::Client) -> Result<(), dynamodb_session_store::Error> {
     /// let stop = Arc::new(AtomicBool::new(false));
@@ -426,7 +433,7 @@ impl GarbageCollector {
 ///    .env_from_process()
 ///    .dynamo_db_client(aws_sdk_dynamodb::Client::new(&aws))
 ///    .build()?;
-/// let report = dynamodb_session_store::collect_garbage(&config).await?;
+/// let report = dynamodb_session_store::gc::collect_garbage(&config).await?;
 /// println!("deleted {} sessions", report.deleted);
 /// # Ok(()) }
 /// ```

@@ -66,7 +66,7 @@ pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(30);
 ///
 /// ```
 /// use std::time::Duration;
-/// use dynamodb_session_store::{GC_MAX_STALE_VAR, GcLimits};
+/// use dynamodb_session_store::gc::{GC_MAX_STALE_VAR, GcLimits};
 ///
 /// let limits = GcLimits::from_env([(GC_MAX_STALE_VAR, "30d")])?;
 /// assert_eq!(limits.max_stale, Some(Duration::from_secs(30 * 86_400)));

@@ -19,7 +19,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use serde_json::json;
 use session_gc::Handler;
 
-const SCHEDULED_EVENT: &str = include_str!("../data/scheduled-event.json");
+const SCHEDULED_EVENT: &str = include_str!("../../data/scheduled-event.json");
 const MINUTE: i64 = 60;
 const HOUR: i64 = 3600;
 const DAY: i64 = 24 * HOUR;

@@ -239,7 +239,6 @@ async fn missing_secret_fails_when_the_store_is_built() {
     ));
 }
 
-
 /// Sets a numeric attribute on the table's only item.
 async fn set_number(table: &TestTable, name: &str, value: i64) {
     let items = table.items().await;

@@ -1,9 +1,45 @@
-//! One conformance suite for every session backend: the same assertions against DynamoDB
-//! (on the local DynamoDB) and against [`MemoryStore`].
+//! The conformance suite: the contract every session backend meets, run with the same
+//! assertions against DynamoDB (on the local DynamoDB) and against [`MemoryStore`].
 //!
 //! Each test is a generic function over a [`Backend`] fixture; [`conformance_suite!`] turns
 //! the list into `#[tokio::test]`s for one backend. Races are interleaved deterministically:
 //! the "concurrent" request is a second handle on the same session, stepped by the test.
+//! What only one backend can show (DynamoDB's item layout, timestamps edited in the table)
+//! stays in that backend's own tests; everything a caller relies on is here.
+//!
+//! # Running it against your own backend
+//!
+//! A third-party backend (an implementation of the library's `SessionBackend` trait) keeps
+//! the library's promises when this suite passes on it. Depend on this crate
+//! (`integration-tests`, by path or git, as a dev-dependency), implement [`Backend`] for a
+//! fixture that hands out a fresh, empty place per test and builds stores on it with
+//! [`SessionStore::with_backend`], and expand the macro in an integration test:
+//!
+//! ```ignore
+//! use dynamodb_session_store::{Config, ConfigBuilder, SessionStore};
+//! use integration_tests::conformance::Backend;
+//!
+//! struct Mine(my_backend::Store);
+//!
+//! impl Backend for Mine {
+//!     async fn new(_test: &str) -> Self {
+//!         Mine(my_backend::Store::fresh().await)
+//!     }
+//!     fn store(&self, configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> SessionStore {
+//!         let config = configure(Config::builder().secret_key(integration_tests::SECRET));
+//!         SessionStore::with_backend(config.build().unwrap(), self.0.clone()).unwrap()
+//!     }
+//!     async fn count(&self) -> usize {
+//!         self.0.session_count().await
+//!     }
+//! }
+//!
+//! integration_tests::conformance_suite!(Mine);
+//! ```
+//!
+//! `cargo test --test <that file>` then runs every case, in every concurrency mode it
+//! concerns. The two fixtures here, [`DynamoDb`] and [`Memory`], are the reference; this
+//! workspace expands the macro for both in `tests/tests/e2e/conformance.rs`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,15 +51,15 @@ use dynamodb_session_store::gc::{CHECKPOINT_KEY, GarbageCollector};
 use dynamodb_session_store::ops::StoreOps as _;
 use dynamodb_session_store::testing::StoreTesting as _;
 use dynamodb_session_store::{
-    Concurrency, Config, ConfigBuilder, Error, MemoryStore, RequestSessionExt, SessionLayer,
-    SessionStore,
+    Concurrency, Config, ConfigBuilder, Error, MemoryStore, RequestSessionExt, SessionData,
+    SessionLayer, SessionStore,
 };
 use lambda_http::http::{Request, Response, StatusCode, header};
 use lambda_http::tower::{Layer, ServiceExt, service_fn};
 use serde_json::{Value, json};
 
 pub use crate::conformance_gc::*;
-use crate::{SECRET, TestTable, data};
+use crate::{OTHER_SECRET, SECRET, TestTable, data};
 
 /// A fresh place to keep sessions, one per test.
 pub trait Backend: Sized {
@@ -191,6 +227,10 @@ macro_rules! conformance_suite {
             expired_sessions_read_as_absent => expired_sessions_read_as_absent(),
             oversize_is_refused_and_the_stored_one_stays => oversize_is_refused_and_the_stored_one_stays(),
             a_colliding_id_never_takes_over => a_colliding_id_never_takes_over(),
+            delete_removes_and_tolerates_a_missing_one => delete_removes_and_tolerates_a_missing_one(),
+            save_after_delete_fails_and_does_not_resurrect => save_after_delete_fails_and_does_not_resurrect(),
+            forged_and_truncated_cookies_open_nothing => forged_and_truncated_cookies_open_nothing(),
+            rotated_secret_still_opens_existing_sessions => rotated_secret_still_opens_existing_sessions(),
             renew_racing_a_save_none => renew_racing_a_save(Concurrency::None),
             renew_racing_a_save_optimistic => renew_racing_a_save(Concurrency::Optimistic),
             renew_racing_a_save_pessimistic => renew_racing_a_save(Concurrency::Pessimistic),
@@ -262,10 +302,16 @@ async fn outlive_the_lock() {
 pub async fn round_trip_with_a_lifetime_by_default<B: Backend>() {
     let backend = B::new("round_trip").await;
     let store = backend.store(|c| c);
-    let (id, created) = store.create(&data(json!({"user": 7}))).await.unwrap();
+    let (id, created) = store
+        .create(&data(json!({"user": 7, "roles": ["a"]})))
+        .await
+        .unwrap();
     let loaded = store.load(&id).await.unwrap().expect("stored");
     assert_eq!(loaded, created);
+    assert_eq!(loaded.data["user"], 7);
+    assert_eq!(loaded.created_at, loaded.updated_at);
     let expire_at = loaded.expire_at.expect("a lifetime by default");
+    assert!(expire_at > crate::now(), "in the future");
     assert_eq!(
         expire_at,
         loaded.updated_at + dynamodb_session_store::config::DEFAULT_MAX_STALE.as_secs() as i64
@@ -278,6 +324,7 @@ pub async fn round_trip_with_a_lifetime_by_default<B: Backend>() {
         unlimited.inspect(&id).await.unwrap().unwrap().expire_at,
         None
     );
+    assert_eq!(unlimited.load(&id).await.unwrap().unwrap().expire_at, None);
 }
 
 /// Touch moves the expiry and leaves data alone; save keeps `created_at`.
@@ -311,7 +358,8 @@ pub async fn expired_sessions_read_as_absent<B: Backend>() {
     );
 }
 
-/// A session too large for one item is refused before any write.
+/// A session too large for one item is refused before any write, one byte over the exact
+/// limit, and the stored one stays; exactly at the limit it is written.
 pub async fn oversize_is_refused_and_the_stored_one_stays<B: Backend>() {
     let backend = B::new("oversize").await;
     let store = backend.store(|c| c);
@@ -331,21 +379,162 @@ pub async fn oversize_is_refused_and_the_stored_one_stays<B: Backend>() {
         data(json!({"keep": "me"}))
     );
     assert_eq!(backend.count().await, 1);
+
+    let backend = B::new("size_limit").await;
+    // The exact boundary is a property of the item: plain JSON data, so the sizes add up.
+    let store = backend.store(|c| c.seal_data(false).compress_above(None));
+    let (id, mut record) = store.create(&data(json!({"n": "original"}))).await.unwrap();
+    let limit = store.max_data_len();
+    let max_item = dynamodb_session_store::MAX_ITEM_BYTES;
+    assert!(limit < max_item && max_item < 405_000);
+
+    // `{"n":"…"}` is 8 bytes of JSON around the string.
+    let fits = data(json!({"n": "x".repeat(limit - 8)}));
+    assert_eq!(serde_json::to_string(&fits).unwrap().len(), limit);
+    let too_big = data(json!({"n": "x".repeat(limit - 7)}));
+
+    record.data = too_big.clone();
+    let err = store.save(&id, &record).await.unwrap_err();
+    assert!(
+        matches!(err, Error::SessionTooLarge { size, limit } if size == limit + 1),
+        "{err:?}"
+    );
+    assert_eq!(
+        store.load(&id).await.unwrap().unwrap().data["n"],
+        "original"
+    );
+
+    let err = store.create(&too_big).await.unwrap_err();
+    assert!(matches!(err, Error::SessionTooLarge { .. }), "{err:?}");
+    assert_eq!(backend.count().await, 1, "nothing written");
+
+    // Exactly at the limit the backend accepts it (DynamoDB's own limit is above it).
+    record.data = fits.clone();
+    store.save(&id, &record).await.expect("at the limit");
+    assert_eq!(store.load(&id).await.unwrap().unwrap().data, fits);
+    let (big_id, _) = store.create(&fits).await.expect("create at the limit");
+    assert_eq!(store.load(&big_id).await.unwrap().unwrap().data, fits);
 }
 
-/// A fresh id that collides with a stored session never takes it over.
+/// A fresh id that collides with a stored session never takes it over: another id is drawn,
+/// and after three collisions in a row the create fails with a typed error.
 pub async fn a_colliding_id_never_takes_over<B: Backend>() {
     let backend = B::new("collision").await;
     let store = backend.store(|c| c);
     store.force_next_ids([[7u8; 32], [7u8; 32], [8u8; 32]]);
     let (first, _) = store.create(&data(json!({"owner": "a"}))).await.unwrap();
     let (second, _) = store.create(&data(json!({"owner": "b"}))).await.unwrap();
-    assert_ne!(first, second);
+    assert_ne!(first, second, "a new id was drawn after the collision");
+    assert_eq!(
+        store.load(&first).await.unwrap().unwrap().data["owner"],
+        "a"
+    );
+    assert_eq!(
+        store.load(&second).await.unwrap().unwrap().data["owner"],
+        "b"
+    );
+    assert_eq!(backend.count().await, 2);
+
+    store.force_next_ids([first.to_bytes(); 3]);
+    let err = store
+        .create(&data(json!({"owner": "third"})))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::IdCollision { attempts: 3 }), "{err:?}");
     assert_eq!(
         store.load(&first).await.unwrap().unwrap().data["owner"],
         "a"
     );
     assert_eq!(backend.count().await, 2);
+}
+
+/// Delete removes the session and tolerates a missing one.
+pub async fn delete_removes_and_tolerates_a_missing_one<B: Backend>() {
+    let backend = B::new("delete").await;
+    let store = backend.store(|c| c);
+    let (id, _) = store.create(&SessionData::new()).await.unwrap();
+    store.delete(&id).await.unwrap();
+    assert_eq!(store.load(&id).await.unwrap(), None);
+    assert_eq!(backend.count().await, 0);
+    store.delete(&id).await.expect("deleting twice is fine");
+}
+
+/// A save or touch after a delete fails, hard, and brings nothing back.
+pub async fn save_after_delete_fails_and_does_not_resurrect<B: Backend>() {
+    let backend = B::new("save_after_delete").await;
+    let store = backend.store(|c| c);
+    let (id, record) = store.create(&data(json!({"n": 1}))).await.unwrap();
+    store.delete(&id).await.unwrap();
+    let err = store.save(&id, &record).await.unwrap_err();
+    assert!(matches!(err, Error::ConditionalCheckFailed), "{err:?}");
+    assert!(err.is_hard());
+    let err = store.touch(&id, &record).await.unwrap_err();
+    assert!(matches!(err, Error::ConditionalCheckFailed), "{err:?}");
+    assert_eq!(backend.count().await, 0);
+}
+
+/// Forged, truncated and foreign-key cookies verify as nothing.
+pub async fn forged_and_truncated_cookies_open_nothing<B: Backend>() {
+    let backend = B::new("forged").await;
+    let store = backend.store(|c| c);
+    let (id, _) = store.create(&data(json!({"secret": true}))).await.unwrap();
+    let cookie = store.cookie_value(&id);
+    let (id_part, tag_part) = cookie.split_once('.').unwrap();
+
+    // The same id, signed with another secret.
+    let other = backend.store(|c| c.secret_key(OTHER_SECRET));
+    other.force_next_ids([id.to_bytes()]);
+    let (other_id, _) = other.create(&data(json!({}))).await.unwrap();
+    let forged_by_other_key = other.cookie_value(&other_id);
+    assert_eq!(forged_by_other_key.split_once('.').unwrap().0, id_part);
+    for bad in [
+        String::new(),
+        cookie[..cookie.len() - 1].to_owned(),
+        cookie[..20].to_owned(),
+        id_part.to_owned(),
+        format!("{id_part}."),
+        format!("{id_part}.{}", "A".repeat(tag_part.len())),
+        format!("{}.{tag_part}", "A".repeat(id_part.len())),
+        forged_by_other_key,
+        format!("{cookie}x"),
+        cookie.to_uppercase(),
+    ] {
+        assert!(store.verify_cookie(&bad).is_none(), "accepted {bad:?}");
+    }
+    assert!(store.verify_cookie(&cookie).is_some());
+}
+
+/// A rotated secret still opens existing sessions; renewing moves them to the current key,
+/// and once the old key is dropped its cookies no longer verify.
+pub async fn rotated_secret_still_opens_existing_sessions<B: Backend>() {
+    let backend = B::new("rotation").await;
+    let old_store = backend.store(|c| c);
+    let (id, _) = old_store.create(&data(json!({"user": 1}))).await.unwrap();
+    let cookie = old_store.cookie_value(&id);
+
+    let rotated = backend.store(|c| c.secret_key(OTHER_SECRET).previous_secret_keys([SECRET]));
+    let verified = rotated
+        .verify_cookie(&cookie)
+        .expect("previous key verifies");
+    assert!(verified.signed_with_previous_key());
+    let loaded = rotated
+        .load(&verified)
+        .await
+        .unwrap()
+        .expect("found under the old key");
+    assert_eq!(loaded.data["user"], 1);
+
+    let (renewed, _) = rotated.renew(&verified, &loaded).await.unwrap();
+    assert!(!renewed.signed_with_previous_key());
+    let fresh_cookie = rotated.cookie_value(&renewed);
+    let only_new = backend.store(|c| c.secret_key(OTHER_SECRET));
+    let again = only_new.verify_cookie(&fresh_cookie).expect("current key");
+    assert_eq!(
+        only_new.load(&again).await.unwrap().unwrap().data["user"],
+        1
+    );
+
+    assert!(only_new.verify_cookie(&cookie).is_none());
 }
 
 /// A renew racing a save, both interleavings, in `mode`: the save is never lost, and there

@@ -276,6 +276,14 @@ pub fn incompressible(len: usize) -> String {
         .collect()
 }
 
+/// Unix seconds now, as the store's timestamps count them.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is past 1970")
+        .as_secs() as i64
+}
+
 /// Session data from a JSON object (panics on any other JSON value).
 pub fn data(value: serde_json::Value) -> dynamodb_session_store::SessionData {
     match value {

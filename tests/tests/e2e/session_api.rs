@@ -770,14 +770,14 @@ async fn all_four_lambda_http_sources_work() {
     for (source, fixture) in [
         (
             "API Gateway REST (v1)",
-            include_str!("../data/apigw-rest.json"),
+            include_str!("../../data/apigw-rest.json"),
         ),
         (
             "API Gateway HTTP API (v2)",
-            include_str!("../data/apigw-http.json"),
+            include_str!("../../data/apigw-http.json"),
         ),
-        ("ALB", include_str!("../data/alb.json")),
-        ("Function URL", include_str!("../data/function-url.json")),
+        ("ALB", include_str!("../../data/alb.json")),
+        ("Function URL", include_str!("../../data/function-url.json")),
     ] {
         let (table, _, _) = TestTable::instrumented("sources").await;
         let layer = SessionLayer::new(table.store(|c| c));

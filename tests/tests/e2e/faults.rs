@@ -184,3 +184,60 @@ async fn sessions_survive_faults_without_locking() {
 async fn sessions_and_locks_survive_faults_with_pessimistic_locking() {
     survive_faults("faults_pessimistic", Concurrency::Pessimistic, 1_000).await;
 }
+
+/// The cause of the rare "a lock outlived its request" above, made certain: every answer of
+/// the lock-and-read is lost after DynamoDB applied it, so the first attempt takes the lock
+/// (with the request's own token, which lets the retries pass too) and the call still fails.
+/// The request then holds a lock it never learnt of: nothing releases it, and every request on
+/// the session waits and answers 503 until `lock_expiry_time`. Under the random faults above
+/// it takes five failed attempts with one dropped after applying, a few times in a hundred
+/// runs. The store knows its token, so it can release by it when the lock-and-read fails;
+/// ignored until it does (issue 20 report).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "library bug: a failed lock-and-read whose attempt was applied leaves its lock"]
+async fn a_lock_and_read_that_fails_leaves_no_lock() {
+    let Some(upstream) = upstream() else {
+        eprintln!("skipped: the fault proxy speaks plain HTTP only");
+        return;
+    };
+    let table = TestTable::new("lost_lock").await;
+    let (id, _) = table
+        .store(|c| c)
+        .create(&integration_tests::data(json!({"n": 1})))
+        .await
+        .unwrap();
+    let every_answer_lost = FaultRates {
+        throttle: 0.0,
+        server_error: 0.0,
+        drop_before: 0.0,
+        drop_after: 1.0,
+    };
+    let proxy = FaultProxy::start(&upstream, every_answer_lost, 1).await;
+    let faulty = Client::from_conf(
+        session_api::resilient(client_config().await.endpoint_url(&proxy.url)).build(),
+    );
+    let store = SessionStore::new(
+        Config::builder()
+            .table_name(&table.name)
+            .secret_key(SECRET)
+            .concurrency(Concurrency::Pessimistic)
+            .lock_expiry_time(Duration::from_secs(30))
+            .lock_max_wait_time(Duration::from_secs(2))
+            .dynamo_db_client(faulty)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    store.load(&id).await.expect_err("no answer ever arrives");
+    assert!(
+        proxy.counts.dropped_after.load(Ordering::Relaxed) > 0,
+        "the lock-and-read reached DynamoDB"
+    );
+    let items = table.items().await;
+    assert_eq!(items.len(), 1);
+    assert!(
+        !items[0].contains_key("locked_at"),
+        "a lock outlived its request: {:?}",
+        items[0]
+    );
+}

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 /// The example's router, exactly as the example serves it.
-#[path = "../../shared/examples/axum_app/app.rs"]
+#[path = "../../../shared/examples/axum_app/app.rs"]
 mod axum_app;
 
 /// How long any one exchange may take before the test fails instead of hanging.

@@ -12,7 +12,7 @@ use integration_tests::TestTable;
 use lambda_runtime::{Context, LambdaEvent};
 use session_gc::Handler;
 
-const SCHEDULED_EVENT: &str = include_str!("../data/scheduled-event.json");
+const SCHEDULED_EVENT: &str = include_str!("../../data/scheduled-event.json");
 
 fn now() -> Duration {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap()

@@ -22,9 +22,9 @@ use session_table::{
     Delivery, Handler, LOGICAL_ID_TAG, Options, Request, STACK_ID_TAG, http_client,
 };
 
-const CREATE: &str = include_str!("../data/cfn-create.json");
-const UPDATE: &str = include_str!("../data/cfn-update.json");
-const DELETE: &str = include_str!("../data/cfn-delete.json");
+const CREATE: &str = include_str!("../../data/cfn-create.json");
+const UPDATE: &str = include_str!("../../data/cfn-update.json");
+const DELETE: &str = include_str!("../../data/cfn-delete.json");
 
 /// The origin of the fixtures' pre-signed URLs; tests swap it for the local server's.
 const S3_ORIGIN: &str = "https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com";

@@ -385,7 +385,7 @@ pub async fn oversize_is_refused_and_the_stored_one_stays<B: Backend>() {
     let store = backend.store(|c| c.seal_data(false).compress_above(None));
     let (id, mut record) = store.create(&data(json!({"n": "original"}))).await.unwrap();
     let limit = store.max_data_len();
-    let max_item = dynamodb_session_store::MAX_ITEM_BYTES;
+    let max_item = dynamodb_session_store::store::MAX_ITEM_BYTES;
     assert!(limit < max_item && max_item < 405_000);
 
     // `{"n":"…"}` is 8 bytes of JSON around the string.

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use backon::{ConstantBuilder, Retryable};
 
 use super::SessionStore;
-use super::backend::{Locked, StoredItem};
+use super::backend::{Changes, Guard, Locked, StoredItem, Written};
 use super::record::{LockToken, stale_lock_before_ms};
 use crate::error::{Error, Result};
 
@@ -68,7 +68,13 @@ impl SessionStore {
             .await;
         match waited {
             Ok(item) => Ok(item.map(|item| (item, Some(token)))),
-            Err(Attempt::Failed(error)) => Err(error),
+            Err(Attempt::Failed(error)) => {
+                // The attempt may have taken the lock and lost only its answer (a dropped
+                // response, retries that then failed, the deadline): nothing else would ever
+                // release it, and every request on the session would wait until it expired.
+                self.let_go(key, &token).await;
+                Err(error)
+            }
             Err(Attempt::Busy) => {
                 let waited = started.elapsed();
                 tracing::info!(
@@ -80,6 +86,26 @@ impl SessionStore {
         }
     }
 }
+
+impl SessionStore {
+    /// Releases the lock on `key` if this request's `token` holds it, best effort: a write
+    /// conditional on the token, so it never frees another request's lock; a failure leaves
+    /// the lock to expire. Bounded by its own short limit rather than the request's deadline,
+    /// which may be what ended the request.
+    pub(super) async fn let_go(&self, key: &str, token: &LockToken) {
+        let (changes, guard) = (Changes::default(), Guard::Lock(token.0.clone()));
+        let release = self.inner.backend.update(key, &changes, &guard);
+        if !matches!(
+            tokio::time::timeout(LET_GO_LIMIT, release).await,
+            Ok(Ok(Written::Applied))
+        ) {
+            tracing::debug!("no lock of this request's to release, or the release failed");
+        }
+    }
+}
+
+/// How long a best-effort release may take.
+const LET_GO_LIMIT: Duration = Duration::from_millis(500);
 
 /// Unix milliseconds now (lock timestamps).
 fn now_millis() -> i64 {

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::backend::{Changes, Guard};
+use super::backend::Guard;
 use super::payload::{Opened, Refusal};
 use super::record::{self, secs};
 use super::{SessionRecord, SessionStore, now};
@@ -113,13 +113,7 @@ impl SessionStore {
     /// it; a failure leaves the lock to expire.
     async fn free_unreadable(&self, key: &str, lock: Option<record::LockToken>) {
         if let Some(token) = lock {
-            let _ = self
-                .bounded(
-                    self.inner
-                        .backend
-                        .update(key, &Changes::default(), &Guard::Lock(token.0)),
-                )
-                .await;
+            self.let_go(key, &token).await;
         }
     }
 }

@@ -188,13 +188,11 @@ async fn sessions_and_locks_survive_faults_with_pessimistic_locking() {
 /// The cause of the rare "a lock outlived its request" above, made certain: every answer of
 /// the lock-and-read is lost after DynamoDB applied it, so the first attempt takes the lock
 /// (with the request's own token, which lets the retries pass too) and the call still fails.
-/// The request then holds a lock it never learnt of: nothing releases it, and every request on
-/// the session waits and answers 503 until `lock_expiry_time`. Under the random faults above
-/// it takes five failed attempts with one dropped after applying, a few times in a hundred
-/// runs. The store knows its token, so it can release by it when the lock-and-read fails;
-/// ignored until it does (issue 20 report).
+/// Before the fix the request then held a lock it never learnt of, and every request on the
+/// session answered 503 until `lock_expiry_time` (under the random faults above, a few times
+/// in a hundred runs). The store knows its token, so it releases by it when the lock-and-read
+/// fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "library bug: a failed lock-and-read whose attempt was applied leaves its lock"]
 async fn a_lock_and_read_that_fails_leaves_no_lock() {
     let Some(upstream) = upstream() else {
         eprintln!("skipped: the fault proxy speaks plain HTTP only");

@@ -21,6 +21,7 @@ mod gc;
 mod gc_deadlines;
 mod hosts;
 mod locking;
+mod lost_answers;
 mod revocation;
 mod rotation;
 mod sealing;

@@ -162,7 +162,8 @@ pub const DYNAMODB_OPERATION_TIMEOUT: Duration = Duration::from_secs(6);
 ///   remaining budget as well (see [`FUNCTION_TIMEOUT`]), whichever comes first.
 ///
 /// Retries of a write whose response was lost can meet their own first attempt's effect;
-/// the store's writes are conditional, so that surfaces as an error, never as a double write.
+/// the store's writes are conditional, so that is never a double write: a save of sealed
+/// data recognises its own write (success), anything else surfaces as an error.
 pub fn resilient(config: aws_sdk_dynamodb::config::Builder) -> aws_sdk_dynamodb::config::Builder {
     use aws_sdk_dynamodb::config::retry::RetryConfig;
     use aws_sdk_dynamodb::config::timeout::TimeoutConfig;

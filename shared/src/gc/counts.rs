@@ -51,18 +51,19 @@ impl Counts {
         duration: Duration,
         dry_run: bool,
     ) -> GcReport {
-        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        // The report is the last progress, with what only a finished run knows.
+        let last = self.progress(duration, checkpoint, dry_run);
         GcReport {
             status,
-            scanned: read(&self.scanned),
-            garbage_found: read(&self.garbage_found),
-            deleted: read(&self.deleted),
-            skipped_refreshed: read(&self.skipped_refreshed),
-            pages: read(&self.pages),
-            retries: read(&self.retries),
-            duration,
-            segments: checkpoint.segments.len() as u32,
-            segments_done: checkpoint.segments_done(),
+            scanned: last.scanned,
+            garbage_found: last.garbage_found,
+            deleted: last.deleted,
+            skipped_refreshed: last.skipped_refreshed,
+            pages: last.pages,
+            retries: last.retries,
+            duration: last.elapsed,
+            segments: last.segments,
+            segments_done: last.segments_done,
             pass_started_at: checkpoint.pass_started_at,
             dry_run,
         }

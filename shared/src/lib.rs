@@ -28,6 +28,7 @@
 //! | [`gc`] | the garbage collector |
 //! | [`attributes`] | the item layout |
 //! | [`ops`] | the operators' API, for tools such as `sessionctl` |
+//! | [`retry`] | the one backoff every retry loop (the functions' too) waits with |
 //!
 //! # Examples
 //!
@@ -60,7 +61,7 @@ mod expression;
 pub mod gc;
 pub mod keys;
 pub mod ops;
-mod retry;
+pub mod retry;
 pub mod serializer;
 pub mod service;
 mod session;

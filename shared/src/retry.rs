@@ -1,58 +1,115 @@
-//! The one backoff of the library's own retries: exponential with jitter, bounded in count
-//! and optionally in time, so every retry loop waits the same way and none sleeps past a
-//! deadline it was given.
+//! The one backoff of every retry in the workspace (the library's own and the functions'):
+//! exponential with jitter for failures, constant with jitter for waiting on a lock; bounded
+//! in count and optionally in time, so every retry loop waits the same way and none sleeps
+//! past a deadline it was given.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
+use backon::{BackoffBuilder, ConstantBuilder, ExponentialBuilder, Retryable};
 
-/// A bounded exponential backoff with jitter.
+/// A bounded backoff with jitter: what to wait between the attempts of a retry loop.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use dynamodb_session_store::retry::Backoff;
+///
+/// # tokio_test_block_on(async {
+/// let backoff = Backoff::exponential(Duration::from_millis(1), Duration::from_millis(4), 2);
+/// let mut attempts = 0;
+/// let answer: Result<(), &str> = backoff
+///     .retry(|| { attempts += 1; async { Err("throttled") } }, |_| true, |_, _| {})
+///     .await;
+/// assert_eq!((answer, attempts), (Err("throttled"), 3));
+/// # });
+/// # fn tokio_test_block_on(f: impl std::future::Future) {
+/// #     tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(f);
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Backoff {
-    first: Duration,
-    longest: Duration,
-    times: usize,
+pub struct Backoff {
+    schedule: Schedule,
     until: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Schedule {
+    /// Doubling from `first` up to `longest`, with up to as much again of jitter.
+    Exponential {
+        first: Duration,
+        longest: Duration,
+        times: usize,
+    },
+    /// `delay` plus up to a quarter of it again, as often as the time bound allows.
+    Constant { delay: Duration },
 }
 
 impl Backoff {
     /// At most `times` retries, waiting from `first` up to `longest` between them.
-    pub(crate) fn exponential(first: Duration, longest: Duration, times: usize) -> Self {
+    pub fn exponential(first: Duration, longest: Duration, times: usize) -> Self {
         Backoff {
-            first,
-            longest,
-            times,
+            schedule: Schedule::Exponential {
+                first,
+                longest,
+                times,
+            },
+            until: None,
+        }
+    }
+
+    /// Retries every `delay` plus jitter (so waiters spread out instead of retrying in step),
+    /// with no bound on the count: give it one with [`until`](Self::until).
+    pub fn constant(delay: Duration) -> Self {
+        Backoff {
+            schedule: Schedule::Constant { delay },
             until: None,
         }
     }
 
     /// Gives up instead of sleeping past `until` (`None`: no such bound).
-    pub(crate) fn until(mut self, until: Option<Instant>) -> Self {
+    pub fn until(mut self, until: Option<Instant>) -> Self {
         self.until = until;
         self
     }
 
-    fn builder(&self) -> ExponentialBuilder {
-        ExponentialBuilder::default()
-            .with_min_delay(self.first)
-            .with_max_delay(self.longest)
-            .with_max_times(self.times)
-            .with_jitter()
-    }
-
     /// The delays to wait between attempts, for loops that decide themselves when to retry
-    /// (a batch whose unprocessed part is sent again).
-    pub(crate) fn delays(&self) -> impl Iterator<Item = Duration> + use<> {
+    /// (a batch whose unprocessed part is sent again). Each delay is checked against the time
+    /// bound when it is asked for.
+    pub fn delays(&self) -> impl Iterator<Item = Duration> + Send + Sync + Unpin + use<> {
         let until = self.until;
-        self.builder()
-            .build()
-            .take_while(move |delay| until.is_none_or(|until| Instant::now() + *delay < until))
+        let delays: Box<dyn Iterator<Item = Duration> + Send + Sync + Unpin> = match self.schedule {
+            Schedule::Exponential {
+                first,
+                longest,
+                times,
+            } => Box::new(
+                ExponentialBuilder::default()
+                    .with_min_delay(first)
+                    .with_max_delay(longest)
+                    .with_max_times(times)
+                    .with_jitter()
+                    .build(),
+            ),
+            Schedule::Constant { delay } => Box::new(
+                ConstantBuilder::default()
+                    .with_delay(delay)
+                    .without_max_times()
+                    .build()
+                    .map(|delay| delay + jitter(delay / 4)),
+            ),
+        };
+        delays.take_while(move |delay| until.is_none_or(|until| Instant::now() + *delay < until))
     }
 
     /// Sends `request` until it succeeds, fails with an error `retryable` refuses, or the
     /// backoff is spent; `notify` hears of every retry before its wait.
-    pub(crate) async fn retry<T, E, F, Fut>(
+    ///
+    /// # Errors
+    ///
+    /// The last attempt's error: one `retryable` refused, or any once the backoff is spent.
+    pub async fn retry<T, E, F, Fut>(
         &self,
         request: F,
         retryable: impl FnMut(&E) -> bool,
@@ -62,17 +119,20 @@ impl Backoff {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let until = self.until;
         request
-            .retry(self.builder())
+            .retry(self.delays())
             .sleep(tokio::time::sleep)
             .when(retryable)
-            .adjust(move |_, delay| {
-                delay.filter(|delay| until.is_none_or(|until| Instant::now() + *delay < until))
-            })
             .notify(notify)
             .await
     }
+}
+
+/// A random duration in `[0, max)`.
+fn jitter(max: Duration) -> Duration {
+    let nanos = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX).max(1);
+    let random = getrandom::u64().unwrap_or(0);
+    Duration::from_nanos(random % nanos)
 }
 
 #[cfg(test)]
@@ -125,5 +185,15 @@ mod tests {
         assert!(result.is_err());
         assert_eq!(attempts.into_inner(), 1);
         assert_eq!(backoff.delays().count(), 0);
+    }
+
+    #[test]
+    fn a_constant_backoff_waits_its_delay_plus_at_most_a_quarter() {
+        let delay = Duration::from_millis(100);
+        let delays: Vec<_> = Backoff::constant(delay).delays().take(50).collect();
+        assert_eq!(delays.len(), 50, "no bound on the count");
+        assert!(delays.iter().all(|d| *d >= delay && *d < delay + delay / 4));
+        let bounded = Backoff::constant(delay).until(Some(Instant::now() + delay / 2));
+        assert_eq!(bounded.delays().count(), 0, "no wait past the bound");
     }
 }

@@ -7,14 +7,17 @@ use std::time::Duration;
 use aws_lambda_events::event::cloudformation::{
     CloudFormationCustomResourceResponse, CloudFormationCustomResourceResponseStatus,
 };
-use backon::{ExponentialBuilder, Retryable as _};
 use dynamodb_session_store::deadline::Deadline;
+use dynamodb_session_store::retry::Backoff;
 use reqwest::StatusCode;
 use reqwest::header::CONTENT_TYPE;
 
 /// CloudFormation refuses responses over 4096 bytes; a long error chain must not be the
 /// reason the stack never hears back. The other fields are bounded well below the rest.
 const MAX_REASON_BYTES: usize = 2048;
+
+/// The longest wait between two deliveries, however many attempts `Delivery` allows.
+const LONGEST_RETRY_DELAY: Duration = Duration::from_secs(60);
 
 /// What the work came to: the status and what goes with it.
 #[derive(Debug, Clone, PartialEq)]
@@ -126,7 +129,7 @@ struct AttemptFailed {
 }
 
 /// PUTs `body` to the pre-signed `url`, retrying network failures, throttling (429) and
-/// server errors (5xx) with exponential backoff and jitter (`backon`), never sleeping past
+/// server errors (5xx) with the library's exponential backoff and jitter, never sleeping past
 /// `deadline` and bounding each attempt by the time left. Other answers, redirects included,
 /// are final: a 4xx will not get better, and the answer belongs at the URL it was given.
 ///
@@ -180,38 +183,38 @@ pub async fn deliver(
             }
         }
     };
-    let backoff = ExponentialBuilder::default()
-        .with_min_delay(delivery.first_retry_delay)
-        .with_factor(2.0)
-        .with_max_times(delivery.attempts.saturating_sub(1) as usize)
-        .with_jitter();
-    attempt
-        .retry(backoff)
-        .sleep(tokio::time::sleep)
-        .when(|e| e.retryable)
-        // No retry whose wait would end at or past the deadline: Lambda would kill it.
-        .adjust(|_, delay| delay.filter(|delay| deadline.is_none_or(|d| *delay < d.remaining())))
-        .notify(|e, delay| {
+    // No retry whose wait would end at or past the deadline: Lambda would kill it.
+    Backoff::exponential(
+        delivery.first_retry_delay,
+        LONGEST_RETRY_DELAY,
+        delivery.attempts.saturating_sub(1) as usize,
+    )
+    .until(deadline.map(|d| d.instant()))
+    .retry(
+        attempt,
+        |e| e.retryable,
+        |e, delay| {
             tracing::warn!(
                 attempt = attempts.get(),
                 failure = %e.failure,
                 ?delay,
                 "response not delivered; retrying"
             );
-        })
-        .await
-        .map_err(|e| {
-            tracing::warn!(
-                attempt = attempts.get(),
-                retryable = e.retryable,
-                failure = %e.failure,
-                "response not delivered; giving up"
-            );
-            DeliveryFailed {
-                attempts: attempts.get(),
-                last: e.failure,
-            }
-        })
+        },
+    )
+    .await
+    .map_err(|e| {
+        tracing::warn!(
+            attempt = attempts.get(),
+            retryable = e.retryable,
+            failure = %e.failure,
+            "response not delivered; giving up"
+        );
+        DeliveryFailed {
+            attempts: attempts.get(),
+            last: e.failure,
+        }
+    })
 }
 
 /// An error and its sources on one line.

@@ -1,14 +1,13 @@
-//! Taking a session's lock (pessimistic concurrency): retried with `backon` every
-//! `lock_retry_delay` plus jitter, until `lock_max_wait_time` or the deadline.
+//! Taking a session's lock (pessimistic concurrency): retried every `lock_retry_delay` plus
+//! jitter ([`Backoff::constant`]), until `lock_max_wait_time` or the deadline.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-use backon::{ConstantBuilder, Retryable};
 
 use super::SessionStore;
 use super::backend::{Changes, Guard, Locked, StoredItem, Written};
 use super::record::{LockToken, stale_lock_before_ms};
 use crate::error::{Error, Result};
+use crate::retry::Backoff;
 
 /// Why one attempt did not take the lock.
 enum Attempt {
@@ -49,22 +48,15 @@ impl SessionStore {
                 Err(error) => Err(Attempt::Failed(error)),
             }
         };
-        let waited = attempt
+        // Jitter spreads waiters out instead of retrying in step; no sleep may end past the
+        // wait's limit.
+        let waited = Backoff::constant(config.lock_retry_delay)
+            .until(Some(give_up))
             .retry(
-                ConstantBuilder::default()
-                    .with_delay(config.lock_retry_delay)
-                    .without_max_times(),
+                attempt,
+                |e| matches!(e, Attempt::Busy),
+                |_, _| tracing::debug!("session locked by another request; waiting"),
             )
-            .sleep(tokio::time::sleep)
-            .when(|e| matches!(e, Attempt::Busy))
-            // Jitter spreads waiters out instead of retrying in step; no sleep may end past
-            // the wait's limit.
-            .adjust(|_, delay| {
-                delay
-                    .map(|d| d + jitter(d / 4))
-                    .filter(|d| Instant::now() + *d <= give_up)
-            })
-            .notify(|_, _| tracing::debug!("session locked by another request; waiting"))
             .await;
         match waited {
             Ok(item) => Ok(item.map(|item| (item, Some(token)))),
@@ -113,11 +105,4 @@ fn now_millis() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
-}
-
-/// A random duration in `[0, max)`.
-fn jitter(max: Duration) -> Duration {
-    let nanos = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX).max(1);
-    let random = getrandom::u64().unwrap_or(0);
-    Duration::from_nanos(random % nanos)
 }

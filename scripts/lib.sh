@@ -5,19 +5,31 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 REQUIREMENTS="$ROOT/scripts/requirements.txt"
 
-# Creates (or refreshes) the project's Python venv with the pinned tools: moto (the local
-# DynamoDB) and cargo-lambda. Skipped when the venv already matches the requirements.
-ensure_venv() {
-  local stamp="$VENV/.requirements.sha256"
-  local want
-  want="$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)"
+DEPLOY_REQUIREMENTS="$ROOT/scripts/requirements-deploy.txt"
+
+# Installs a pinned requirements file into the project's venv unless the venv already holds
+# exactly it (a stamp per file records the file's hash).
+install_requirements() {
+  local file="$1" stamp="$VENV/.$(basename "$1").sha256" want
+  want="$(sha256sum "$file" | cut -d' ' -f1)"
   if [[ -x "$VENV/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
     return
   fi
-  echo "==> creating the Python venv in .venv (pinned tools from scripts/requirements.txt)" >&2
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
+  echo "==> installing the pinned tools of scripts/$(basename "$file") into .venv" >&2
+  [[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$file"
   echo "$want" > "$stamp"
+}
+
+# What running and testing need: moto (the local DynamoDB) and cargo-lambda.
+ensure_venv() {
+  install_requirements "$REQUIREMENTS"
+}
+
+# What building and validating the SAM templates need on top: the SAM CLI and cfn-lint.
+ensure_deploy_tools() {
+  ensure_venv
+  install_requirements "$DEPLOY_REQUIREMENTS"
 }
 
 free_port() {

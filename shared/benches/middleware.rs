@@ -7,8 +7,10 @@
 //! * `layer/*`: the whole layer around a trivial handler, with the SDK answering from
 //!   memory (aws-smithy-mocks), so the figure includes the SDK's request building.
 //!
-//! Before the timings it prints the stored size of typical JSON sessions of 1, 8 and 64 KB
-//! with and without compression, and the write units each costs.
+//! Before the timings it prints, for typical JSON sessions of 1, 8 and 64 KB, the stored
+//! `data` bytes, the whole item's bytes as DynamoDB counts them and the write units a write
+//! costs, before (sealed text) and after (sealed bytes, compressed and padded), and what the
+//! padding adds.
 //!
 //! Run: `cargo bench -p dynamodb-session-store --bench middleware`
 
@@ -16,11 +18,13 @@ use std::hint::black_box;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemOutput;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use cookie::Cookie;
 use criterion::{Criterion, criterion_group, criterion_main};
+use dynamodb_session_store::attributes::item_size;
 use dynamodb_session_store::ops::StoreOps as _;
 use dynamodb_session_store::{
     Config, MemoryStore, RequestSessionExt, SessionData, SessionId, SessionLayer, SessionStore,
@@ -84,23 +88,48 @@ fn memory_store(
     (store, id)
 }
 
-/// Stored bytes and write units of typical sessions, with and without compression.
+/// Bytes and write units of typical sessions as DynamoDB counts them: the whole item the
+/// store's PutItem sends (captured from a mocked client), and the same item with `data` in
+/// the format this release replaced (`s1.` + base64 text, compressed only above 1 KB,
+/// unpadded), whose size follows from the frame's.
 fn sizes() {
-    eprintln!("| session JSON | stored, compressed | WCU | stored, uncompressed | WCU |");
-    eprintln!("|---:|---:|---:|---:|---:|");
+    eprintln!(
+        "| session JSON | before: `data` (S) | item | WCU | after: `data` (B) | item | WCU | of it, padding |"
+    );
+    eprintln!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let wcu = |bytes: usize| bytes.div_ceil(1024);
     for kb in [1, 8, 64] {
         let data = typical_session(kb * 1024);
         let json = serde_json::to_string(&data).unwrap().len();
-        let (compressing, id) = memory_store(|c| c);
-        let (plain, plain_id) = memory_store(|c| c.compress_above(None));
-        let compressed = compressing.seal_data(&id, &data, None).unwrap().len();
-        let uncompressed = plain.seal_data(&plain_id, &data, None).unwrap().len();
-        // The item is the data attribute plus about 200 bytes of key and attributes.
-        let wcu = |bytes: usize| (bytes + 200).div_ceil(1024);
+        let sent = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let capture = sent.clone();
+        let put = mock!(Client::put_item)
+            .match_requests(move |input| {
+                *capture.lock().unwrap() = input.item.clone();
+                true
+            })
+            .then_output(|| PutItemOutput::builder().build());
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put]);
+        runtime.block_on(store(client).create(&data)).unwrap();
+        let item = sent.lock().unwrap().take().expect("the create's PutItem");
+        let after = item_size(&item);
+        let stored = item["data"].as_b().expect("sealed data is binary").as_ref().len();
+        // Nonce and tag around the frame; the frame is a flags byte and the body.
+        let frame = stored - 12 - 16;
+        let compressed_body = lz4_flex::compress_prepend_size(&serde_json::to_vec(&data).unwrap()).len();
+        let padding = if frame == 1 + json { 0 } else { frame - 1 - compressed_body };
+        let old_body = if json > 1024 { compressed_body } else { json };
+        // base64url without padding: four characters per three bytes, rounded up.
+        let old_stored = "s1.".len() + ((12 + 1 + old_body + 16) * 4).div_ceil(3);
+        let before = after - stored + old_stored;
         eprintln!(
-            "| {json} B | {compressed} B | {} | {uncompressed} B | {} |",
-            wcu(compressed),
-            wcu(uncompressed)
+            "| {json} B | {old_stored} B | {before} B | {} | {stored} B | {after} B | {} | {padding} B |",
+            wcu(before),
+            wcu(after),
         );
     }
 }

@@ -131,13 +131,19 @@ mod tests {
             ("b".to_owned(), AttributeValue::B(vec![0; 5].into())),
             (
                 "l".to_owned(),
-                AttributeValue::L(vec![AttributeValue::Bool(true), AttributeValue::S("ab".into())]),
+                AttributeValue::L(vec![
+                    AttributeValue::Bool(true),
+                    AttributeValue::S("ab".into()),
+                ]),
             ),
             (
                 "m".to_owned(),
                 AttributeValue::M([("k".to_owned(), AttributeValue::Null(true))].into()),
             ),
         ]);
-        assert_eq!(item_size(&item), (1 + 5) + (1 + 3 + 2 + 3) + (1 + 3 + 1 + 1 + 1));
+        assert_eq!(
+            item_size(&item),
+            (1 + 5) + (1 + 3 + 2 + 3) + (1 + 3 + 1 + 1 + 1)
+        );
     }
 }

@@ -506,7 +506,10 @@ mod tests {
             let frame = raw.len() - NONCE_BYTES - TAG_BYTES;
             assert_eq!(frame % PAD_BUCKET, 0, "{items} items: a {frame}-byte frame");
             let opened = open(codec.decode(&text, &id, "k")).unwrap();
-            assert_eq!((opened.data, opened.user.as_deref()), (payload, Some("ann")));
+            assert_eq!(
+                (opened.data, opened.user.as_deref()),
+                (payload, Some("ann"))
+            );
             for at in [0, NONCE_BYTES, raw.len() - 1] {
                 let mut tampered = raw.clone();
                 tampered[at] ^= 1;

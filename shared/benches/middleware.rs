@@ -229,8 +229,13 @@ fn layer(c: &mut Criterion) {
     let update = mock!(Client::update_item).then_output(|| UpdateItemOutput::builder().build());
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&get, &update]);
     let store = store(client);
-    let cookie = format!("session={}", creator_store.cookie_value(&id));
     let layer = SessionLayer::new(store);
+    // `__Host-session` by default: a cookie of another name opens no session.
+    let cookie = format!(
+        "{}={}",
+        layer.cookie_name(),
+        creator_store.cookie_value(&id)
+    );
 
     let untouched = layer.layer(service_fn(|_req: Request| async {
         Ok::<_, std::convert::Infallible>(Response::new(Body::Empty))

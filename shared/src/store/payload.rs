@@ -492,11 +492,14 @@ mod tests {
         );
     }
 
+    fn an_id() -> SessionId {
+        Keyring::new([&SecretKey::new("k".repeat(32))]).generate()
+    }
+
     #[test]
     fn compressed_sealed_frames_are_padded_to_the_bucket_and_tampering_fails() {
         let config = Config::builder().compress_above(Some(0)).build().unwrap();
-        let ring = Keyring::new([&SecretKey::new("k".repeat(32))]);
-        let id = ring.generate();
+        let id = an_id();
         let codec = codec(&config);
         for items in [20, 50, 100, 400, 2_000] {
             let cart: Vec<_> = (0..items).map(|n| format!("item-{n}")).collect();
@@ -527,8 +530,7 @@ mod tests {
     #[test]
     fn compression_is_used_only_where_it_makes_the_frame_smaller() {
         let config = Config::builder().compress_above(Some(0)).build().unwrap();
-        let ring = Keyring::new([&SecretKey::new("k".repeat(32))]);
-        let id = ring.generate();
+        let id = an_id();
         let codec = codec(&config);
         // A few bytes of JSON: LZ4's size prefix and the padding would triple it.
         let small = opened_data();
@@ -540,8 +542,7 @@ mod tests {
     #[test]
     fn frames_sealed_before_padding_existed_still_open() {
         let config = Config::builder().build().unwrap();
-        let ring = Keyring::new([&SecretKey::new("k".repeat(32))]);
-        let id = ring.generate();
+        let id = an_id();
         let codec = codec(&config);
         let payload = data(serde_json::json!({"cart": vec!["the same item"; 200]}));
         let serialized = serde_json::to_string(&payload).unwrap();

@@ -71,6 +71,21 @@ async fn a_table_dump_shows_no_data_no_user_and_no_cookie() {
     assert_eq!(record.user.as_deref(), Some("marker-user-3"));
 }
 
+/// Writes `value` as the `data` of the item under `key`, as a table writer would.
+async fn set_data(table: &TestTable, key: AttributeValue, value: AttributeValue) {
+    table
+        .client
+        .update_item()
+        .table_name(&table.name)
+        .key("session_id", key)
+        .update_expression("SET #data = :data")
+        .expression_attribute_names("#data", "data")
+        .expression_attribute_values(":data", value)
+        .send()
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn sealed_data_moved_to_another_item_does_not_open() {
     let table = TestTable::new("moved").await;
@@ -85,31 +100,11 @@ async fn sealed_data_moved_to_another_item_does_not_open() {
     let a_raw = items.iter().find(is_a).expect("a's item")["data"].clone();
     assert!(a_raw.is_b(), "sealed data is stored as bytes");
     let b_key = items.iter().find(|item| !is_a(item)).expect("b's item")["session_id"].clone();
-    table
-        .client
-        .update_item()
-        .table_name(&table.name)
-        .key("session_id", b_key.clone())
-        .update_expression("SET #data = :data")
-        .expression_attribute_names("#data", "data")
-        .expression_attribute_values(":data", a_raw)
-        .send()
-        .await
-        .unwrap();
+    set_data(&table, b_key.clone(), a_raw).await;
     assert_eq!(store.load(&b).await.unwrap(), None, "reads as absent");
     assert_eq!(store.refused_items(), 1, "and is counted");
     // And as sealed text, the form written before data was stored as bytes.
-    table
-        .client
-        .update_item()
-        .table_name(&table.name)
-        .key("session_id", b_key)
-        .update_expression("SET #data = :data")
-        .expression_attribute_names("#data", "data")
-        .expression_attribute_values(":data", AttributeValue::S(a_data))
-        .send()
-        .await
-        .unwrap();
+    set_data(&table, b_key, AttributeValue::S(a_data)).await;
     assert_eq!(store.load(&b).await.unwrap(), None, "reads as absent");
     assert_eq!(store.refused_items(), 2, "and is counted");
     assert_eq!(store.load(&a).await.unwrap().unwrap().data["owner"], "a");
@@ -368,17 +363,7 @@ async fn text_items_from_before_open_and_are_bytes_after_their_next_write() {
         ("plain", plain, &migrating),
     ];
     for (n, (form, text, store)) in forms.into_iter().enumerate() {
-        table
-            .client
-            .update_item()
-            .table_name(&table.name)
-            .key("session_id", key.clone())
-            .update_expression("SET #data = :data")
-            .expression_attribute_names("#data", "data")
-            .expression_attribute_values(":data", AttributeValue::S(text))
-            .send()
-            .await
-            .unwrap();
+        set_data(&table, key.clone(), AttributeValue::S(text)).await;
         assert!(only(table.items().await)["data"].is_s(), "{form}");
         let mut record = store.load(&id).await.unwrap().expect(form);
         assert_eq!(record.data, session, "{form} opens");

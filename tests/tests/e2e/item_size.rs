@@ -1,11 +1,14 @@
 //! One write unit for a typical 1 KB session: the bench's session of a user, a locale and a
 //! cart (957 bytes of JSON) is stored, as DynamoDB counts the whole item, in at most 1,024
 //! bytes — on its first write, bound to a user, and while its lock is held — because its
-//! sealed data is stored as bytes, compressed and padded to the 64-byte bucket.
+//! sealed data is stored as bytes, compressed and padded to the 64-byte bucket. And the size
+//! limit counts sealed data as DynamoDB does, by its raw length.
 
 use dynamodb_session_store::attributes::item_size;
-use dynamodb_session_store::{Concurrency, SessionData};
-use integration_tests::TestTable;
+use dynamodb_session_store::ops::StoreOps as _;
+use dynamodb_session_store::store::MAX_ITEM_BYTES;
+use dynamodb_session_store::{Concurrency, Config, Error, MemoryStore, SessionData, SessionStore};
+use integration_tests::{SECRET, TestTable, data};
 use serde_json::json;
 
 #[path = "../../../shared/benches/sessions/mod.rs"]
@@ -85,4 +88,52 @@ async fn a_typical_1_kb_session_with_its_lock_held_is_one_write_unit() {
         !only_item(&table).await.contains_key("lock_owner"),
         "released"
     );
+}
+
+/// The largest sealed session a save accepts, and one byte more, under a store that never
+/// compresses (so that sizes add up): the limit counts the sealed bytes (nonce, flags byte,
+/// data, tag), not a text encoding of them. Returns what was saved at the limit.
+async fn sealed_data_is_limited_by_its_raw_length(store: &SessionStore) {
+    let (id, mut record) = store.create(&data(json!({"n": "original"}))).await.unwrap();
+    // Nonce, flags byte and tag around `{"n":"…"}`, 8 bytes of JSON around the string.
+    let json_limit = store.max_data_len() - SEAL_OVERHEAD - 1;
+    let fits = data(json!({"n": "x".repeat(json_limit - 8)}));
+    assert_eq!(serde_json::to_string(&fits).unwrap().len(), json_limit);
+    let one_over = data(json!({"n": "x".repeat(json_limit - 7)}));
+    match store.check_size(&one_over) {
+        Err(Error::SessionTooLarge { size, limit }) => assert_eq!(size, limit + 1),
+        other => panic!("one byte over: {other:?}"),
+    }
+    record.data = one_over;
+    assert!(
+        matches!(
+            store.save(&id, &record).await,
+            Err(Error::SessionTooLarge { .. })
+        ),
+        "refused before any write"
+    );
+    record.data = fits.clone();
+    store.save(&id, &record).await.expect("at the limit");
+    assert_eq!(store.load(&id).await.unwrap().unwrap().data, fits);
+}
+
+#[tokio::test]
+async fn sealed_data_is_limited_by_its_raw_length_on_dynamodb() {
+    let table = TestTable::new("raw_limit").await;
+    let store = table.store(|c| c.compress_above(None));
+    sealed_data_is_limited_by_its_raw_length(&store).await;
+    // And the item at the limit is within DynamoDB's count of the limit.
+    let size = item_size(&only_item(&table).await);
+    assert!(size <= MAX_ITEM_BYTES, "{size} B");
+}
+
+#[tokio::test]
+async fn sealed_data_is_limited_by_its_raw_length_in_memory() {
+    let config = Config::builder()
+        .secret_key(SECRET)
+        .compress_above(None)
+        .build()
+        .unwrap();
+    let store = SessionStore::with_backend(config, MemoryStore::new()).unwrap();
+    sealed_data_is_limited_by_its_raw_length(&store).await;
 }

@@ -7,8 +7,10 @@
 //! * `layer/*`: the whole layer around a trivial handler, with the SDK answering from
 //!   memory (aws-smithy-mocks), so the figure includes the SDK's request building.
 //!
-//! Before the timings it prints the stored size of typical JSON sessions of 1, 8 and 64 KB
-//! with and without compression, and the write units each costs.
+//! Before the timings it prints, for typical JSON sessions of 1, 8 and 64 KB, the stored
+//! `data` bytes, the whole item's bytes as DynamoDB counts them and the write units a write
+//! costs, before (sealed text) and after (sealed bytes, compressed and padded), and what the
+//! padding adds.
 //!
 //! Run: `cargo bench -p dynamodb-session-store --bench middleware`
 
@@ -16,17 +18,25 @@ use std::hint::black_box;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemOutput;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cookie::Cookie;
 use criterion::{Criterion, criterion_group, criterion_main};
+use dynamodb_session_store::attributes::item_size;
 use dynamodb_session_store::ops::StoreOps as _;
 use dynamodb_session_store::{
     Config, MemoryStore, RequestSessionExt, SessionData, SessionId, SessionLayer, SessionStore,
 };
 use lambda_http::tower::{Layer, Service, ServiceExt, service_fn};
 use lambda_http::{Body, Request, Response};
+
+mod sessions;
+
+use sessions::typical_session;
 
 const SECRET: &str = "benchmark-secret-0123456789abcdef0123456789";
 
@@ -40,26 +50,6 @@ fn one_kilobyte_session() -> SessionData {
     );
     for i in 0..12 {
         data.insert(format!("preference_{i:02}"), "x".repeat(60).into());
-    }
-    data
-}
-
-/// A typical session of about `bytes` of JSON: a user, some preferences and a cart.
-fn typical_session(bytes: usize) -> SessionData {
-    let mut data = SessionData::new();
-    data.insert("user_id".into(), 123_456.into());
-    data.insert("locale".into(), "en-GB".into());
-    let mut cart = Vec::new();
-    let mut n = 0;
-    while serde_json::to_string(&data).unwrap().len() + 100 < bytes {
-        cart.push(serde_json::json!({
-            "sku": format!("SKU-{:05}", n * 7919 % 100_000),
-            "name": format!("Product {n}"),
-            "quantity": n % 4 + 1,
-            "price_cents": 499 + n * 37 % 5000,
-        }));
-        n += 1;
-        data.insert("cart".into(), serde_json::json!(cart));
     }
     data
 }
@@ -84,23 +74,57 @@ fn memory_store(
     (store, id)
 }
 
-/// Stored bytes and write units of typical sessions, with and without compression.
+/// Bytes and write units of typical sessions as DynamoDB counts them: the whole item the
+/// store's PutItem sends (captured from a mocked client), and the same item with `data` in
+/// the format this release replaced (`s1.` + base64 text, compressed only above 1 KB,
+/// unpadded), whose size follows from the frame's.
 fn sizes() {
-    eprintln!("| session JSON | stored, compressed | WCU | stored, uncompressed | WCU |");
-    eprintln!("|---:|---:|---:|---:|---:|");
+    eprintln!(
+        "| session JSON | before: `data` (S) | item | WCU | after: `data` (B) | item | WCU | of it, padding |"
+    );
+    eprintln!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let wcu = |bytes: usize| bytes.div_ceil(1024);
     for kb in [1, 8, 64] {
         let data = typical_session(kb * 1024);
         let json = serde_json::to_string(&data).unwrap().len();
-        let (compressing, id) = memory_store(|c| c);
-        let (plain, plain_id) = memory_store(|c| c.compress_above(None));
-        let compressed = compressing.seal_data(&id, &data, None).unwrap().len();
-        let uncompressed = plain.seal_data(&plain_id, &data, None).unwrap().len();
-        // The item is the data attribute plus about 200 bytes of key and attributes.
-        let wcu = |bytes: usize| (bytes + 200).div_ceil(1024);
+        let sent = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let capture = sent.clone();
+        let put = mock!(Client::put_item)
+            .match_requests(move |input| {
+                *capture.lock().unwrap() = input.item.clone();
+                true
+            })
+            .then_output(|| PutItemOutput::builder().build());
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put]);
+        runtime.block_on(store(client).create(&data)).unwrap();
+        let item = sent.lock().unwrap().take().expect("the create's PutItem");
+        let after = item_size(&item);
+        let stored = item["data"]
+            .as_b()
+            .expect("sealed data is binary")
+            .as_ref()
+            .len();
+        // Nonce and tag around the frame; the frame is a flags byte and the body.
+        let frame = stored - 12 - 16;
+        let compressed_body =
+            lz4_flex::compress_prepend_size(&serde_json::to_vec(&data).unwrap()).len();
+        let padding = if frame == 1 + json {
+            0
+        } else {
+            frame - 1 - compressed_body
+        };
+        let old_body = if json > 1024 { compressed_body } else { json };
+        // base64url without padding: four characters per three bytes, rounded up.
+        let old_stored = "s1.".len() + ((12 + 1 + old_body + 16) * 4).div_ceil(3);
+        let before = after - stored + old_stored;
         eprintln!(
-            "| {json} B | {compressed} B | {} | {uncompressed} B | {} |",
-            wcu(compressed),
-            wcu(uncompressed)
+            "| {json} B | {old_stored} B | {before} B | {} | {stored} B | {after} B | {} | {padding} B |",
+            wcu(before),
+            wcu(after),
         );
     }
 }
@@ -189,9 +213,15 @@ fn layer(c: &mut Criterion) {
         .unwrap()
         .as_secs()
         .to_string();
+    // As DynamoDB returns it: the sealed bytes, without the text form's prefix and base64.
+    let encoded = aws_smithy_types::Blob::new(
+        URL_SAFE_NO_PAD
+            .decode(encoded.strip_prefix("s1.").unwrap())
+            .unwrap(),
+    );
     let get = mock!(Client::get_item).then_output(move || {
         GetItemOutput::builder()
-            .item("data", AttributeValue::S(encoded.clone()))
+            .item("data", AttributeValue::B(encoded.clone()))
             .item("created_at", AttributeValue::N(now.clone()))
             .item("updated_at", AttributeValue::N(now.clone()))
             .build()
@@ -199,8 +229,13 @@ fn layer(c: &mut Criterion) {
     let update = mock!(Client::update_item).then_output(|| UpdateItemOutput::builder().build());
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&get, &update]);
     let store = store(client);
-    let cookie = format!("session={}", creator_store.cookie_value(&id));
     let layer = SessionLayer::new(store);
+    // `__Host-session` by default: a cookie of another name opens no session.
+    let cookie = format!(
+        "{}={}",
+        layer.cookie_name(),
+        creator_store.cookie_value(&id)
+    );
 
     let untouched = layer.layer(service_fn(|_req: Request| async {
         Ok::<_, std::convert::Infallible>(Response::new(Body::Empty))

@@ -64,6 +64,8 @@ pub trait StoreOps: sealed::Sealed {
 
     /// The `data` attribute this store writes for `id`'s session: `data` (and the bound
     /// `user`) serialized, compressed above the threshold, and sealed when sealing is on.
+    /// Sealed data comes as its `s1.` text, as backends carry it; DynamoDB stores its raw
+    /// bytes (a Binary attribute), which [`decode_item`] reads back as this text.
     /// Requests go through [`SessionStore::save`].
     ///
     /// # Errors

@@ -51,7 +51,13 @@ pub const DEFAULT_MAX_STALE: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Session data above this many serialized bytes is compressed before it is sealed (see
 /// [`Config::compress_above`]).
-pub const DEFAULT_COMPRESS_ABOVE: usize = 1024;
+///
+/// Below it an item stays within one write unit uncompressed (1,024 bytes less about 250 of
+/// key, attributes, nonce and tag, with room to spare), so LZ4 would spend CPU and save no
+/// unit; above it a typical JSON session (a user, a locale, a cart) crosses the unit
+/// unless compressed. Where compressing does not shrink the padded frame, data is stored
+/// uncompressed anyway.
+pub const DEFAULT_COMPRESS_ABOVE: usize = 512;
 
 /// How the session table is billed when [`SessionTable::create`](crate::table::SessionTable::create)
 /// makes it.
@@ -269,7 +275,8 @@ pub struct Config {
     /// items are being re-sealed, then off again.
     pub accept_unsealed: bool,
     /// Serialized data above this many bytes is LZ4-compressed before sealing (DynamoDB bills
-    /// writes per KB). Default [`DEFAULT_COMPRESS_ABOVE`]; `None` never compresses.
+    /// writes per KB) when that makes it smaller; sealed, the compressed frame is padded to a
+    /// multiple of 64 bytes. Default [`DEFAULT_COMPRESS_ABOVE`]; `None` never compresses.
     pub compress_above: Option<usize>,
     /// The DynamoDB client. When absent, [`SessionStore::from_env`](crate::SessionStore::from_env)
     /// builds one from the default AWS configuration.

@@ -7,14 +7,28 @@
 //! | `p1.` + base64url(frame) | sealing off, with a bound user or compressed data |
 //! | the serializer's text (JSON) | sealing off otherwise, and every item written before sealing existed |
 //!
+//! Backends carry the `s1.` text ([`StoredItem::data`](crate::backend::StoredItem) is a
+//! string, and the trait is public); DynamoDB stores it as a Binary attribute holding the
+//! raw nonce ‖ ciphertext ([`sealed_bytes`], [`sealed_text`]), because it bills a Binary
+//! attribute by its raw length and the text by its base64, a third more. Items stored as
+//! `s1.` text (S) before still open.
+//!
 //! With sealing on, only the `s1.` form opens: a plain or framed item (or an empty one) is
 //! refused — [`Opened::Refused`], which the store reads as absent — unless the migration
 //! switch `accept_unsealed` is on, because anyone with table write access could have written
 //! it. Sealed data that does not open under this session's key is refused in every mode.
 //!
-//! frame = flags (1 byte: `1` compressed, `2` a user follows) ‖ \[user length (u16, big
-//! endian) ‖ user\] ‖ body (the serializer's text; LZ4 with its size prepended when
-//! compressed).
+//! frame = flags (1 byte: `1` compressed, `2` a user follows, `4` padded) ‖ \[user length
+//! (u16, big endian) ‖ user\] ‖ body (the serializer's text; LZ4 with its size prepended when
+//! compressed) ‖ \[padding\].
+//!
+//! A sealed compressed frame is padded (`0x80`, then zeros: ISO/IEC 7816-4) to a multiple of
+//! [`PAD_BUCKET`] bytes: the sealed length follows the compressed length, which depends on
+//! how the data's parts resemble each other, so without padding a table reader who can put
+//! chosen text into a session could test guesses of a secret beside it by the size (CRIME).
+//! Padded, the size moves only in steps of the bucket. Uncompressed data is not padded: its
+//! length says how long the data is, not what it holds, as it always did. Compression is
+//! used only when the padded, compressed frame is smaller than the plain one.
 //!
 //! The sealing key is keyed by the secret and takes the raw session id (`keys::data_key`),
 //! which the table never holds, and the table key is bound in as associated data: a table
@@ -40,6 +54,10 @@ const SEALED: &str = "s1.";
 const FRAMED: &str = "p1.";
 const COMPRESSED: u8 = 1;
 const HAS_USER: u8 = 2;
+const PADDED: u8 = 4;
+/// Sealed compressed frames are padded to a multiple of this many bytes.
+pub(crate) const PAD_BUCKET: usize = 64;
+const PAD_MARKER: u8 = 0x80;
 const NONCE_BYTES: usize = 12;
 const TAG_BYTES: usize = 16;
 /// Largest decompressed body accepted, so a crafted item cannot make a read allocate at will.
@@ -107,7 +125,7 @@ impl Codec<'_> {
     pub(crate) fn check(&self, data: &SessionData) -> Result<()> {
         let serialized = self.config.serializer.serialize(data)?;
         // Uncompressed, a frame is the text and its flags byte.
-        let framed = self.needs_frame(false, false);
+        let framed = self.needs_frame(false);
         let uncompressed = self.encoded_len(framed, serialized.len() + usize::from(framed));
         if self.fits(uncompressed).is_ok() {
             return Ok(());
@@ -115,40 +133,35 @@ impl Codec<'_> {
         self.frame(data, None).map(drop)
     }
 
-    /// Serializes and (above the threshold) compresses `data` with `user`, refusing it
-    /// before any write if the item would be too large.
+    /// Serializes and (above the threshold, where it makes the frame smaller) compresses
+    /// `data` with `user`, refusing it before any write if the item would be too large.
     pub(crate) fn frame(&self, data: &SessionData, user: Option<&str>) -> Result<Framed> {
         let serialized = self.config.serializer.serialize(data)?;
         let compress = self
             .config
             .compress_above
             .is_some_and(|threshold| serialized.len() > threshold);
-        let framed = if self.needs_frame(compress, user.is_some()) {
-            let mut frame = Vec::with_capacity(serialized.len() + 32);
-            frame.push(
-                if compress { COMPRESSED } else { 0 } | if user.is_some() { HAS_USER } else { 0 },
-            );
-            if let Some(user) = user {
-                let len = u16::try_from(user.len()).map_err(|_| {
-                    Error::invalid("user", "<not shown>", "a user id is at most 65,535 bytes")
-                })?;
-                frame.extend_from_slice(&len.to_be_bytes());
-                frame.extend_from_slice(user.as_bytes());
-            }
-            if compress {
-                frame.extend_from_slice(&lz4_flex::compress_prepend_size(serialized.as_bytes()));
-            } else {
-                frame.extend_from_slice(serialized.as_bytes());
-            }
-            Framed {
+        let compressed = if compress {
+            let frame = self.build_frame(&serialized, user, true)?;
+            // Padding can eat what LZ4 saves on small or random data.
+            let plain_len = 1 + user.map_or(0, |u| 2 + u.len()) + serialized.len();
+            (frame.len() < plain_len).then_some(frame)
+        } else {
+            None
+        };
+        let framed = match compressed {
+            Some(frame) => Framed {
                 frame: Some(frame),
                 serialized: String::new(),
-            }
-        } else {
-            Framed {
+            },
+            None if self.needs_frame(user.is_some()) => Framed {
+                frame: Some(self.build_frame(&serialized, user, false)?),
+                serialized: String::new(),
+            },
+            None => Framed {
                 frame: None,
                 serialized,
-            }
+            },
         };
         let body_len = match &framed.frame {
             Some(frame) => frame.len(),
@@ -156,6 +169,34 @@ impl Codec<'_> {
         };
         self.fits(self.encoded_len(framed.frame.is_some(), body_len))?;
         Ok(framed)
+    }
+
+    /// The frame of `serialized` and `user`, compressed (and, when sealing, padded) or not.
+    fn build_frame(&self, serialized: &str, user: Option<&str>, compress: bool) -> Result<Vec<u8>> {
+        let pad = compress && self.config.seal_data;
+        let mut frame = Vec::with_capacity(serialized.len() + PAD_BUCKET);
+        frame.push(
+            if compress { COMPRESSED } else { 0 }
+                | if user.is_some() { HAS_USER } else { 0 }
+                | if pad { PADDED } else { 0 },
+        );
+        if let Some(user) = user {
+            let len = u16::try_from(user.len()).map_err(|_| {
+                Error::invalid("user", "<not shown>", "a user id is at most 65,535 bytes")
+            })?;
+            frame.extend_from_slice(&len.to_be_bytes());
+            frame.extend_from_slice(user.as_bytes());
+        }
+        if compress {
+            frame.extend_from_slice(&lz4_flex::compress_prepend_size(serialized.as_bytes()));
+        } else {
+            frame.extend_from_slice(serialized.as_bytes());
+        }
+        if pad {
+            frame.push(PAD_MARKER);
+            frame.resize(frame.len().next_multiple_of(PAD_BUCKET), 0);
+        }
+        Ok(frame)
     }
 
     /// The attribute value for `framed`, sealed for `id` under `table_key` when sealing is on.
@@ -186,7 +227,7 @@ impl Codec<'_> {
         let mut raw = Vec::with_capacity(NONCE_BYTES + sealed.len());
         raw.extend_from_slice(&nonce);
         raw.extend_from_slice(&sealed);
-        format!("{SEALED}{}", URL_SAFE_NO_PAD.encode(raw))
+        sealed_text(&raw)
     }
 
     /// Reads the attribute: sealed, or — with sealing off or `accept_unsealed` on — framed
@@ -248,6 +289,14 @@ impl Codec<'_> {
         let (&flags, mut rest) = frame
             .split_first()
             .ok_or_else(|| malformed("empty frame"))?;
+        if flags & PADDED != 0 {
+            let marker = rest
+                .iter()
+                .rposition(|&b| b != 0)
+                .filter(|&at| rest[at] == PAD_MARKER)
+                .ok_or_else(|| malformed("padding without its marker"))?;
+            rest = &rest[..marker];
+        }
         let user = if flags & HAS_USER != 0 {
             let (len, after) = rest
                 .split_first_chunk::<2>()
@@ -281,16 +330,18 @@ impl Codec<'_> {
         })
     }
 
-    /// Plain serializer text is kept when there is nothing to seal, compress or attach.
-    fn needs_frame(&self, compress: bool, user: bool) -> bool {
-        self.config.seal_data || compress || user
+    /// Plain serializer text is kept when there is nothing to seal or attach (compressed
+    /// data is always framed).
+    fn needs_frame(&self, user: bool) -> bool {
+        self.config.seal_data || user
     }
 
     /// The length of the attribute for a frame (or plain text) of `len` bytes.
     fn encoded_len(&self, framed: bool, len: usize) -> usize {
         match (framed, self.config.seal_data) {
             (false, _) => len,
-            (true, true) => SEALED.len() + base64_len(NONCE_BYTES + len + TAG_BYTES),
+            // Stored as Binary, billed by its raw length.
+            (true, true) => NONCE_BYTES + len + TAG_BYTES,
             (true, false) => FRAMED.len() + base64_len(len),
         }
     }
@@ -305,6 +356,17 @@ impl Codec<'_> {
         }
         Ok(())
     }
+}
+
+/// The raw nonce ‖ ciphertext of a sealed `s1.` text, for a backend that stores bytes;
+/// `None` for any other form (or a corrupt one), which stays text.
+pub(crate) fn sealed_bytes(text: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(text.strip_prefix(SEALED)?).ok()
+}
+
+/// The `s1.` text of sealed bytes a backend stored (see [`sealed_bytes`]).
+pub(crate) fn sealed_text(raw: &[u8]) -> String {
+    format!("{SEALED}{}", URL_SAFE_NO_PAD.encode(raw))
 }
 
 fn base64_len(bytes: usize) -> usize {
@@ -428,5 +490,69 @@ mod tests {
                 .as_deref(),
             Some("ann")
         );
+    }
+
+    fn an_id() -> SessionId {
+        Keyring::new([&SecretKey::new("k".repeat(32))]).generate()
+    }
+
+    #[test]
+    fn compressed_sealed_frames_are_padded_to_the_bucket_and_tampering_fails() {
+        let config = Config::builder().compress_above(Some(0)).build().unwrap();
+        let id = an_id();
+        let codec = codec(&config);
+        for items in [20, 50, 100, 400, 2_000] {
+            let cart: Vec<_> = (0..items).map(|n| format!("item-{n}")).collect();
+            let payload = data(serde_json::json!({ "cart": cart }));
+            let text = codec.encode(codec.frame(&payload, Some("ann")).unwrap(), &id, "k");
+            let raw = sealed_bytes(&text).unwrap();
+            let frame = raw.len() - NONCE_BYTES - TAG_BYTES;
+            assert_eq!(frame % PAD_BUCKET, 0, "{items} items: a {frame}-byte frame");
+            let opened = open(codec.decode(&text, &id, "k")).unwrap();
+            assert_eq!(
+                (opened.data, opened.user.as_deref()),
+                (payload, Some("ann"))
+            );
+            for at in [0, NONCE_BYTES, raw.len() - 1] {
+                let mut tampered = raw.clone();
+                tampered[at] ^= 1;
+                assert!(
+                    matches!(
+                        codec.decode(&sealed_text(&tampered), &id, "k").unwrap(),
+                        Opened::Refused(Refusal::DoesNotOpen)
+                    ),
+                    "byte {at} flipped"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn compression_is_used_only_where_it_makes_the_frame_smaller() {
+        let config = Config::builder().compress_above(Some(0)).build().unwrap();
+        let id = an_id();
+        let codec = codec(&config);
+        // A few bytes of JSON: LZ4's size prefix and the padding would triple it.
+        let small = opened_data();
+        let text = codec.encode(codec.frame(&small, None).unwrap(), &id, "k");
+        let frame = sealed_bytes(&text).unwrap().len() - NONCE_BYTES - TAG_BYTES;
+        assert_eq!(frame, 1 + serde_json::to_string(&small).unwrap().len());
+    }
+
+    #[test]
+    fn frames_sealed_before_padding_existed_still_open() {
+        let config = Config::builder().build().unwrap();
+        let id = an_id();
+        let codec = codec(&config);
+        let payload = data(serde_json::json!({"cart": vec!["the same item"; 200]}));
+        let serialized = serde_json::to_string(&payload).unwrap();
+        let mut frame = vec![COMPRESSED];
+        frame.extend_from_slice(&lz4_flex::compress_prepend_size(serialized.as_bytes()));
+        let old = Framed {
+            frame: Some(frame),
+            serialized: String::new(),
+        };
+        let text = codec.encode(old, &id, "k");
+        assert_eq!(open(codec.decode(&text, &id, "k")).unwrap().data, payload);
     }
 }

@@ -20,6 +20,7 @@ mod faults;
 mod gc;
 mod gc_deadlines;
 mod hosts;
+mod item_size;
 mod locking;
 mod lost_answers;
 mod revocation;

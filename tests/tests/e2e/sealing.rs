@@ -3,11 +3,12 @@
 //! sealing on, data a table writer put in an item (plain, an unsealed frame, or sealed with
 //! the old id-only key) does not open, and a stored user hash that disagrees with the sealed
 //! user does not either; with `accept_unsealed`, items written in plain text load and are
-//! sealed on their next write.
+//! sealed on their next write. Sealed data is stored as bytes (a Binary attribute); every text
+//! form stored before opens as it did and is stored as bytes after its next data write.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use dynamodb_session_store::backend::{Changes, Guard, SessionBackend};
-use dynamodb_session_store::ops::StoreOps as _;
+use dynamodb_session_store::ops::{self, StoreOps as _};
 use dynamodb_session_store::testing::StoreTesting as _;
 use dynamodb_session_store::{
     Config, ConfigBuilder, Error, MemoryStore, RequestSessionExt, SessionLayer, SessionStore,
@@ -70,6 +71,21 @@ async fn a_table_dump_shows_no_data_no_user_and_no_cookie() {
     assert_eq!(record.user.as_deref(), Some("marker-user-3"));
 }
 
+/// Writes `value` as the `data` of the item under `key`, as a table writer would.
+async fn set_data(table: &TestTable, key: AttributeValue, value: AttributeValue) {
+    table
+        .client
+        .update_item()
+        .table_name(&table.name)
+        .key("session_id", key)
+        .update_expression("SET #data = :data")
+        .expression_attribute_names("#data", "data")
+        .expression_attribute_values(":data", value)
+        .send()
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn sealed_data_moved_to_another_item_does_not_open() {
     let table = TestTable::new("moved").await;
@@ -77,26 +93,20 @@ async fn sealed_data_moved_to_another_item_does_not_open() {
     let (a, _) = store.create(&data(json!({"owner": "a"}))).await.unwrap();
     let (b, _) = store.create(&data(json!({"owner": "b"}))).await.unwrap();
     let a_data = store.inspect(&a).await.unwrap().unwrap().data;
-    let b_key = table
-        .items()
-        .await
-        .into_iter()
-        .find(|item| item["data"].as_s().unwrap() != &a_data)
-        .expect("b's item")["session_id"]
-        .clone();
-    table
-        .client
-        .update_item()
-        .table_name(&table.name)
-        .key("session_id", b_key)
-        .update_expression("SET #data = :data")
-        .expression_attribute_names("#data", "data")
-        .expression_attribute_values(":data", AttributeValue::S(a_data))
-        .send()
-        .await
-        .unwrap();
+    let items = table.items().await;
+    let is_a = |item: &&std::collections::HashMap<String, AttributeValue>| {
+        ops::decode_item(item).unwrap().data == a_data
+    };
+    let a_raw = items.iter().find(is_a).expect("a's item")["data"].clone();
+    assert!(a_raw.is_b(), "sealed data is stored as bytes");
+    let b_key = items.iter().find(|item| !is_a(item)).expect("b's item")["session_id"].clone();
+    set_data(&table, b_key.clone(), a_raw).await;
     assert_eq!(store.load(&b).await.unwrap(), None, "reads as absent");
     assert_eq!(store.refused_items(), 1, "and is counted");
+    // And as sealed text, the form written before data was stored as bytes.
+    set_data(&table, b_key, AttributeValue::S(a_data)).await;
+    assert_eq!(store.load(&b).await.unwrap(), None, "reads as absent");
+    assert_eq!(store.refused_items(), 2, "and is counted");
     assert_eq!(store.load(&a).await.unwrap().unwrap().data["owner"], "a");
 }
 
@@ -108,8 +118,9 @@ async fn plain_items_from_before_load_and_are_sealed_on_their_next_write() {
         .create(&data(json!({"cart": ["apple"]})))
         .await
         .unwrap();
+    // The data as the store reads it: sealed bytes show as their `s1.` text.
     let raw = |items: Vec<std::collections::HashMap<String, AttributeValue>>| {
-        items[0]["data"].as_s().unwrap().clone()
+        ops::decode_item(&items[0]).unwrap().data
     };
     assert_eq!(raw(table.items().await), r#"{"cart":["apple"]}"#);
 
@@ -124,6 +135,7 @@ async fn plain_items_from_before_load_and_are_sealed_on_their_next_write() {
         stored.starts_with("s1.") && !stored.contains("pear"),
         "{stored}"
     );
+    assert!(table.items().await[0]["data"].is_b(), "sealed as bytes");
     assert_eq!(
         sealing.load(&id).await.unwrap().unwrap().data["cart"][1],
         "pear"
@@ -220,7 +232,11 @@ impl Raw {
 
     async fn data(&self) -> String {
         match self {
-            Raw::Dynamo(table) => table.items().await[0]["data"].as_s().unwrap().clone(),
+            Raw::Dynamo(table) => {
+                let item = &table.items().await[0];
+                assert!(item["data"].is_b(), "sealed data is stored as bytes");
+                ops::decode_item(item).unwrap().data
+            }
             Raw::Memory(memory) => memory.items_snapshot()[0].1.data.clone(),
         }
     }
@@ -232,9 +248,10 @@ async fn table_writers_cannot_forge(raw: Raw) {
     let strict = raw.store(|c| c);
     let migrating = raw.store(|c| c.accept_unsealed(true));
     let (id, _) = strict.create(&data(json!({"role": "user"}))).await.unwrap();
-    let forged = data(json!({"role": "admin"}));
+    // Compressible, so that compressing it pays.
+    let forged = data(json!({"role": "admin", "note": "so long ".repeat(20)}));
     let plain = serde_json::to_string(&forged).unwrap();
-    // Compressing everything makes an unsealed store write a `p1.` frame.
+    // Compressing whatever it shrinks makes an unsealed store write a `p1.` frame.
     let frame = raw
         .store(|c| c.seal_data(false).compress_above(Some(0)))
         .seal_data(&id, &forged, None)
@@ -308,4 +325,58 @@ async fn a_user_hash_that_disagrees_does_not_open_on_dynamodb() {
 #[tokio::test]
 async fn a_user_hash_that_disagrees_does_not_open_in_memory() {
     a_user_hash_that_disagrees_does_not_open(Raw::Memory(MemoryStore::new())).await;
+}
+
+/// Every text form `data` was stored in before opens (the unsealed ones with
+/// `accept_unsealed`), and the next data write stores it as bytes.
+#[tokio::test]
+async fn text_items_from_before_open_and_are_bytes_after_their_next_write() {
+    let table = TestTable::new("text_before").await;
+    let strict = table.store(|c| c);
+    let migrating = table.store(|c| c.accept_unsealed(true));
+    let (id, _) = strict.create(&data(json!({"n": 0}))).await.unwrap();
+    let only = |items: Vec<std::collections::HashMap<String, AttributeValue>>| {
+        assert_eq!(items.len(), 1);
+        items.into_iter().next().unwrap()
+    };
+    let key = only(table.items().await)["session_id"].clone();
+    assert!(
+        only(table.items().await)["data"].is_b(),
+        "a new session's data is bytes"
+    );
+    let session = data(json!({"cart": vec!["apple"; 100], "n": 1}));
+    let sealed = strict.seal_data(&id, &session, None).unwrap();
+    let sealed_uncompressed = table
+        .store(|c| c.compress_above(None))
+        .seal_data(&id, &session, None)
+        .unwrap();
+    let frame = table
+        .store(|c| c.seal_data(false).compress_above(Some(0)))
+        .seal_data(&id, &session, None)
+        .unwrap();
+    assert!(frame.starts_with("p1."), "{frame}");
+    let plain = serde_json::to_string(&session).unwrap();
+    let forms = [
+        ("sealed text, compressed", sealed, &strict),
+        ("sealed text", sealed_uncompressed, &strict),
+        ("framed", frame, &migrating),
+        ("plain", plain, &migrating),
+    ];
+    for (n, (form, text, store)) in forms.into_iter().enumerate() {
+        set_data(&table, key.clone(), AttributeValue::S(text)).await;
+        assert!(only(table.items().await)["data"].is_s(), "{form}");
+        let mut record = store.load(&id).await.unwrap().expect(form);
+        assert_eq!(record.data, session, "{form} opens");
+        record.data.insert("n".into(), json!(10 + n));
+        store.save(&id, &record).await.unwrap();
+        assert!(
+            only(table.items().await)["data"].is_b(),
+            "{form}: bytes after the next write"
+        );
+        assert_eq!(
+            strict.load(&id).await.unwrap().expect(form).data["n"],
+            10 + n,
+            "{form}"
+        );
+    }
 }

@@ -57,7 +57,8 @@ async fn item_layout_uses_a_keyed_hash_never_the_cookie() {
         store.verify_cookie(key).is_none(),
         "the table key is not a cookie"
     );
-    let sealed = item["data"].as_s().unwrap();
+    assert!(item["data"].is_b(), "sealed data is stored as bytes");
+    let sealed = dynamodb_session_store::ops::decode_item(item).unwrap().data;
     assert!(
         sealed.starts_with("s1.") && !sealed.contains('"'),
         "sealed, not JSON: {sealed}"

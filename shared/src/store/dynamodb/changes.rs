@@ -15,7 +15,7 @@ pub(super) fn update_expression(changes: &Changes, guard: &Guard) -> Expression 
     let mut e = Expression::default();
     if let Some(data) = &changes.data {
         e.name("#data", DATA)
-            .value(":data", AttributeValue::S(data.clone()))
+            .value(":data", item::data_value(data))
             .set("#data = :data");
     }
     if let Some(updated_at) = changes.updated_at {

@@ -9,6 +9,7 @@ use crate::attributes::{
 };
 use crate::error::{Error, Result};
 use crate::store::backend::{StoredItem, StoredLock};
+use crate::store::payload::{sealed_bytes, sealed_text};
 
 /// When the session was bound to its user (Unix ms); on a revocation marker, the revocation's
 /// time. Only the store reads it.
@@ -38,11 +39,20 @@ pub(super) fn unsigned(n: u64) -> AttributeValue {
     AttributeValue::N(n.to_string())
 }
 
+/// The stored value of a `data` attribute: sealed data as Binary (DynamoDB bills its raw
+/// length, a quarter less than the base64 text), every other form as the text it is.
+pub(super) fn data_value(data: &str) -> AttributeValue {
+    match sealed_bytes(data) {
+        Some(raw) => AttributeValue::B(raw.into()),
+        None => AttributeValue::S(data.to_owned()),
+    }
+}
+
 /// The attribute map of a new item under `key`.
 pub(super) fn to_item(key_attribute: &str, key: &str, stored: &StoredItem) -> Item {
     let mut item = HashMap::from([
         (key_attribute.to_owned(), AttributeValue::S(key.to_owned())),
-        (DATA.to_owned(), AttributeValue::S(stored.data.clone())),
+        (DATA.to_owned(), data_value(&stored.data)),
         (CREATED_AT.to_owned(), number(stored.created_at)),
         (UPDATED_AT.to_owned(), number(stored.updated_at)),
     ]);
@@ -74,9 +84,15 @@ impl StoredItem {
 /// Reads an item this store wrote (or the Ruby gem: `data` may be absent, numbers decimal).
 pub(super) fn from_item(item: &Item) -> Result<StoredItem> {
     let data = match item.get(DATA) {
+        Some(AttributeValue::B(raw)) => sealed_text(raw.as_ref()),
+        // Plain and framed data, and sealed data written before it was stored as bytes.
         Some(AttributeValue::S(text)) => text.clone(),
         None => String::new(),
-        Some(_) => return Err(Error::MalformedItem("`data` is not a string".into())),
+        Some(_) => {
+            return Err(Error::MalformedItem(
+                "`data` is neither a string nor binary".into(),
+            ));
+        }
     };
     let updated_at = read_number(item, UPDATED_AT)?.unwrap_or(0);
     let lock = match (read_number(item, LOCKED_AT)?, item.get(LOCK_OWNER)) {
@@ -145,5 +161,28 @@ mod tests {
         assert_eq!(from_item(&item).unwrap(), stored);
         let bare = to_item("session_id", "k", &StoredItem::default());
         assert!(!bare.contains_key(EXPIRE_AT) && !bare.contains_key(VERSION));
+    }
+
+    #[test]
+    fn sealed_data_is_stored_as_its_raw_bytes_and_read_back_as_its_text() {
+        let raw = [7u8; 40];
+        let sealed = StoredItem {
+            data: crate::store::payload::sealed_text(&raw),
+            ..StoredItem::default()
+        };
+        let item = to_item("session_id", "k", &sealed);
+        assert_eq!(item[DATA], AttributeValue::B(raw.to_vec().into()));
+        assert_eq!(from_item(&item).unwrap(), sealed);
+        for text in [r#"{"n":1}"#, "p1.AHsibiI6MX0", "s1.not base64!", ""] {
+            let unsealed = StoredItem {
+                data: text.into(),
+                ..StoredItem::default()
+            };
+            let item = to_item("session_id", "k", &unsealed);
+            assert_eq!(item[DATA], AttributeValue::S(text.into()), "{text}");
+            assert_eq!(from_item(&item).unwrap(), unsealed);
+        }
+        let number = Item::from([(DATA.to_owned(), AttributeValue::N("1".into()))]);
+        assert!(matches!(from_item(&number), Err(Error::MalformedItem(_))));
     }
 }

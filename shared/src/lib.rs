@@ -28,6 +28,7 @@
 //! | [`gc`] | the garbage collector |
 //! | [`attributes`] | the item layout |
 //! | [`ops`] | the operators' API, for tools such as `sessionctl` |
+//! | `tower_sessions` | (feature `tower-sessions`) the store under tower-sessions and axum-login |
 //!
 //! # Examples
 //!
@@ -68,6 +69,8 @@ pub mod store;
 pub mod table;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(feature = "tower-sessions")]
+pub mod tower_sessions;
 
 pub mod backend {
     //! The storage a [`SessionStore`](crate::SessionStore) runs on: the [`SessionBackend`]
@@ -85,6 +88,8 @@ pub use serializer::SessionData;
 pub use service::{RequestSessionExt, SessionLayer};
 pub use session::Session;
 pub use store::{MemoryStore, SessionRecord, SessionStore};
+#[cfg(feature = "tower-sessions")]
+pub use tower_sessions::TowerSessionsStore;
 
 /// The cookie crate's `SameSite`, for [`SessionLayer::with_same_site`].
 pub use cookie::SameSite;

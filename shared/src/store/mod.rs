@@ -240,6 +240,13 @@ impl SessionStore {
         keyring.generate()
     }
 
+    /// The id that `raw` names under the current secret: for ids drawn by another session
+    /// library (tower-sessions), which then get this store's table key and sealing.
+    #[cfg(feature = "tower-sessions")]
+    pub(crate) fn adopt_id(&self, raw: [u8; 32]) -> SessionId {
+        self.inner.keys.current().adopt(raw)
+    }
+
     /// Runs a backend call, giving up at the deadline.
     async fn bounded<T>(&self, call: impl Future<Output = Result<T>>) -> Result<T> {
         match self.deadline {

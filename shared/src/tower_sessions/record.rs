@@ -21,8 +21,8 @@ pub(super) fn data_of(record: &Record) -> SessionData {
 
 /// The session's own idle limit that makes its `expire_at` the record's expiry: each save
 /// of a tower-sessions record carries its new expiry, and the store sets `expire_at` to the
-/// save's time plus this limit (capped by `max_age`). Rounded up to whole seconds, the
-/// store's unit, so a session never ends before tower-sessions says.
+/// save's time plus this limit (capped by `max_age`), to the second: the store counts
+/// whole seconds.
 pub(super) fn idle_limit(expiry_date: OffsetDateTime) -> Duration {
     let left = expiry_date - OffsetDateTime::now_utc();
     let seconds = left.whole_seconds() + i64::from(left.subsec_nanoseconds() > 0);

@@ -29,3 +29,4 @@ mod session_api;
 mod session_table;
 mod store;
 mod table;
+mod tower_sessions;

@@ -19,6 +19,7 @@ mod fail_safe;
 mod faults;
 mod gc;
 mod gc_deadlines;
+mod header;
 mod hosts;
 mod locking;
 mod lost_answers;

@@ -407,6 +407,57 @@ mod tests {
     }
 
     #[test]
+    fn the_session_header_is_read_only_without_a_cookie_and_redacted() {
+        let config = CookieConfig {
+            header: Some(HeaderName::from_static("x-session")),
+            ..CookieConfig::default()
+        };
+        let mut headers = headers(&[b"a=1"]);
+        headers.append("x-session", HeaderValue::from_static(" abc.def "));
+        assert_eq!(config.values(&headers).collect::<Vec<_>>(), ["abc.def"]);
+        headers.append(COOKIE, HeaderValue::from_static("__Host-session=ghi.jkl"));
+        assert_eq!(
+            config.values(&headers).collect::<Vec<_>>(),
+            ["ghi.jkl"],
+            "the cookie wins"
+        );
+        assert_eq!(
+            CookieConfig::default().values(&headers).count(),
+            1,
+            "no header without the option"
+        );
+
+        let mut request = http::Request::new(());
+        *request.headers_mut() = headers;
+        let parts = config.redact(request.into_parts().0, "<redacted>");
+        assert_eq!(parts.headers["x-session"], "<redacted>");
+        assert_eq!(parts.headers.get_all("x-session").iter().count(), 1);
+    }
+
+    #[test]
+    fn the_session_header_follows_the_cookie_and_ignores_defer() {
+        let config = CookieConfig {
+            header: Some(HeaderName::from_static("x-session")),
+            defer: true,
+            ..CookieConfig::default()
+        };
+        let issue = |new_id| CookieUpdate::Issue {
+            value: "abc.def".into(),
+            expire_at: Some(100),
+            written_at: 10,
+            new_id,
+            own_lifetime: false,
+        };
+        assert_eq!(config.set_cookie(issue(true)), None, "defer: no Set-Cookie");
+        let (name, value) = config.header_for(&issue(true)).unwrap();
+        assert_eq!((name.as_str(), value.to_str().unwrap()), ("x-session", "abc.def"));
+        assert_eq!(config.header_for(&issue(false)), None, "unchanged id");
+        let (_, removed) = config.header_for(&CookieUpdate::Remove).unwrap();
+        assert!(removed.is_empty());
+        assert_eq!(CookieConfig::default().header_for(&issue(true)), None);
+    }
+
+    #[test]
     fn set_cookie_uses_the_resolved_name() {
         let config = CookieConfig::default();
         let removal = config.set_cookie(CookieUpdate::Remove).unwrap();

@@ -240,11 +240,12 @@ impl SessionStore {
         keyring.generate()
     }
 
-    /// The id that `raw` names under the current secret: for ids drawn by another session
-    /// library (tower-sessions), which then get this store's table key and sealing.
+    /// The ids that `raw` names under each configured secret, current first: for ids drawn
+    /// by another session library (tower-sessions), which then get this store's table key
+    /// and sealing.
     #[cfg(feature = "tower-sessions")]
-    pub(crate) fn adopt_id(&self, raw: [u8; 32]) -> SessionId {
-        self.inner.keys.current().adopt(raw)
+    pub(crate) fn adopt_ids(&self, raw: [u8; 32]) -> Vec<SessionId> {
+        self.inner.keys.current().adopt_each(raw)
     }
 
     /// Runs a backend call, giving up at the deadline.

@@ -21,7 +21,8 @@ use tower_sessions_core::session::{Id, Record};
 use tower_sessions_core::session_store::{self, SessionStore as TowerStore};
 
 use crate::error::Error;
-use crate::store::SessionStore;
+use crate::keys::SessionId;
+use crate::store::{SessionRecord, SessionStore};
 
 /// How many ids [`create`](TowerStore::create) tries before it reports the collision, as
 /// the store does for its own ids.
@@ -61,6 +62,18 @@ impl TowerSessionsStore {
     pub fn store(&self) -> &SessionStore {
         &self.store
     }
+
+    /// The session `id` names, and the store id it is stored under: the current secret's,
+    /// else (after a rotation) a previous secret's, which it keeps until it ends, as long as
+    /// that secret stays configured.
+    async fn find(&self, id: Id) -> crate::Result<Option<(SessionId, SessionRecord)>> {
+        for id in id::session_ids(&self.store, id) {
+            if let Some(record) = self.store.load(&id).await? {
+                return Ok(Some((id, record)));
+            }
+        }
+        Ok(None)
+    }
 }
 
 #[async_trait]
@@ -71,7 +84,7 @@ impl TowerStore for TowerSessionsStore {
         let data = record::data_of(record);
         let max_stale = record::idle_limit(record.expiry_date);
         for _ in 0..CREATE_ATTEMPTS {
-            let id = id::session_id(&self.store, record.id);
+            let id = id::current(&self.store, record.id);
             match self
                 .store
                 .create_with(Some(id), &data, Some(max_stale), None)
@@ -94,13 +107,12 @@ impl TowerStore for TowerSessionsStore {
     /// the store's concurrency mode. A session deleted meanwhile (logged out elsewhere,
     /// revoked by an operator, collected) is not brought back: that is an error.
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        let id = id::session_id(&self.store, record.id);
         let data = record::data_of(record);
         let max_stale = record::idle_limit(record.expiry_date);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let Some(mut stored) = self.store.load(&id).await.map_err(record::decode_error)?
+            let Some((id, mut stored)) = self.find(record.id).await.map_err(record::decode_error)?
             else {
                 return Err(session_store::Error::Backend(
                     "the session no longer exists: not saved".into(),
@@ -119,8 +131,11 @@ impl TowerStore for TowerSessionsStore {
     }
 
     async fn load(&self, session_id: &Id) -> session_store::Result<Option<Record>> {
-        let id = id::session_id(&self.store, *session_id);
-        let Some(stored) = self.store.load(&id).await.map_err(record::decode_error)? else {
+        let Some((id, stored)) = self
+            .find(*session_id)
+            .await
+            .map_err(record::decode_error)?
+        else {
             return Ok(None);
         };
         // tower-sessions has no lock to hold across a request: a lock the pessimistic mode
@@ -132,9 +147,12 @@ impl TowerStore for TowerSessionsStore {
         record::record_of(*session_id, &stored).map(Some)
     }
 
-    /// Deletes the session whatever its state, as a logout or `cycle_id` requires.
+    /// Deletes the session whatever its state and whichever secret it is stored under, as
+    /// a logout or `cycle_id` requires.
     async fn delete(&self, session_id: &Id) -> session_store::Result<()> {
-        let id = id::session_id(&self.store, *session_id);
-        self.store.delete(&id).await.map_err(record::encode_error)
+        for id in id::session_ids(&self.store, *session_id) {
+            self.store.delete(&id).await.map_err(record::encode_error)?;
+        }
+        Ok(())
     }
 }

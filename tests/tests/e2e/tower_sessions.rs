@@ -10,8 +10,8 @@ use axum_login::tower_sessions::cookie::time::{self, OffsetDateTime};
 use axum_login::tower_sessions::session::{Id, Record};
 use axum_login::tower_sessions::session_store::SessionStore as _;
 use dynamodb_session_store::gc::GarbageCollector;
-use dynamodb_session_store::{Config, MemoryStore, SessionStore, TowerSessionsStore};
-use integration_tests::{SECRET, TestTable, now};
+use dynamodb_session_store::{Config, ConfigBuilder, MemoryStore, SessionStore, TowerSessionsStore};
+use integration_tests::{OTHER_SECRET, SECRET, TestTable, now};
 use reqwest::cookie::{CookieStore as _, Jar};
 use serde_json::{Value, json};
 
@@ -30,7 +30,11 @@ const LIMIT: Duration = Duration::from_secs(20);
 /// Where the sessions are kept, with a view of the raw items.
 trait Place: Sized {
     fn new(test: &str) -> impl Future<Output = Self>;
-    fn store(&self) -> SessionStore;
+    /// A store on it with the test secret, configured by `configure`.
+    fn store_with(&self, configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> SessionStore;
+    fn store(&self) -> SessionStore {
+        self.store_with(|c| c)
+    }
     /// Every item as stored: its table key, all of it as text, its `expire_at`.
     fn items(&self) -> impl Future<Output = Vec<(String, String, Option<i64>)>>;
     fn collector(&self) -> GarbageCollector;
@@ -43,8 +47,8 @@ impl Place for DynamoDb {
         DynamoDb(TestTable::new(test).await)
     }
 
-    fn store(&self) -> SessionStore {
-        self.0.store(|c| c)
+    fn store_with(&self, configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> SessionStore {
+        self.0.store(configure)
     }
 
     async fn items(&self) -> Vec<(String, String, Option<i64>)> {
@@ -74,8 +78,8 @@ impl Place for Memory {
         Memory(MemoryStore::new())
     }
 
-    fn store(&self) -> SessionStore {
-        let config = Config::builder().secret_key(SECRET).build().unwrap();
+    fn store_with(&self, configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> SessionStore {
+        let config = configure(Config::builder().secret_key(SECRET)).build().unwrap();
         SessionStore::with_backend(config, self.0.clone()).unwrap()
     }
 
@@ -260,6 +264,33 @@ async fn the_collector_takes_expired_ones<P: Place>() {
     assert!(store.load(&live.id).await.unwrap().is_some());
 }
 
+/// After a rotation a session stored under the previous secret still loads, saves in place
+/// and deletes; new sessions take the current secret.
+async fn a_rotated_secret_keeps_the_sessions<P: Place>() {
+    let place = P::new("tower_sessions_rotation").await;
+    let old = TowerSessionsStore::new(place.store());
+    let rotated = TowerSessionsStore::new(
+        place.store_with(|c| c.secret_key(OTHER_SECRET).previous_secret_keys([SECRET])),
+    );
+    let mut before = record(5, json!(1), time::Duration::hours(1));
+    old.create(&mut before).await.unwrap();
+
+    let loaded = rotated.load(&before.id).await.unwrap().expect("found under the old secret");
+    assert_eq!(loaded.data["n"], json!(1));
+    before.data.insert("n".into(), json!(2));
+    rotated.save(&before).await.unwrap();
+    assert_eq!(place.items().await.len(), 1, "saved in place, not copied");
+    assert_eq!(old.load(&before.id).await.unwrap().unwrap().data["n"], json!(2));
+
+    let mut after = record(6, json!(3), time::Duration::hours(1));
+    rotated.create(&mut after).await.unwrap();
+    assert_eq!(old.load(&after.id).await.unwrap(), None, "under the new secret");
+    rotated.delete(&before.id).await.unwrap();
+    assert_eq!(rotated.load(&before.id).await.unwrap(), None);
+    assert_eq!(place.items().await.len(), 1);
+    assert!(rotated.load(&after.id).await.unwrap().is_some());
+}
+
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
         mod dynamodb {
@@ -284,5 +315,6 @@ macro_rules! on_both {
 on_both!(
     login_protected_logout,
     create_save_delete,
-    the_collector_takes_expired_ones
+    the_collector_takes_expired_ones,
+    a_rotated_secret_keeps_the_sessions,
 );

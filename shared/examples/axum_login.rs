@@ -152,14 +152,9 @@ async fn logout(mut auth: AuthSession<Users>) -> StatusCode {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = SessionStore::from_env().await?;
     store.create_table().await?;
-    let port = match std::env::var("PORT") {
-        Ok(port) => port
-            .parse()
-            .map_err(|_| format!("PORT={port} is not a port"))?,
-        Err(_) => 3000,
-    };
+    let port: u16 = std::env::var("PORT").as_deref().unwrap_or("3000").parse()?;
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
-    eprintln!("serving on http://{}", listener.local_addr()?);
+    eprintln!("axum-login example on http://{}", listener.local_addr()?);
     axum::serve(listener, app(store, false)).await?;
     Ok(())
 }

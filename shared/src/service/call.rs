@@ -265,7 +265,11 @@ impl SessionLayer {
                 response.headers_mut().append(VARY, vary);
             }
         }
-        if let Some((name, value)) = outcome.cookie.as_ref().and_then(|u| self.cookie.header_for(u)) {
+        if let Some((name, value)) = outcome
+            .cookie
+            .as_ref()
+            .and_then(|u| self.cookie.header_for(u))
+        {
             response.headers_mut().insert(name, value);
         }
         let cookie = outcome

@@ -149,6 +149,12 @@ impl CookieConfig {
         cookies.into_iter().chain(from_header)
     }
 
+    /// Whether an issued id must reach the client: it is new to it, or its cookie carries a
+    /// lifetime that moved.
+    fn must_send(&self, new_id: bool, own_lifetime: bool) -> bool {
+        new_id || self.persistent || own_lifetime
+    }
+
     /// The session header an update calls for: the signed value whenever a cookie would be
     /// sent for it (whatever `defer` says: it is about `Set-Cookie` only), an empty value
     /// when the session is gone, which tells the client to drop what it keeps.
@@ -162,7 +168,7 @@ impl CookieConfig {
                 own_lifetime,
                 ..
             } => {
-                if !new_id && !(self.persistent || *own_lifetime) {
+                if !self.must_send(*new_id, *own_lifetime) {
                     return None;
                 }
                 // Signed ids are base64url and a dot: always a valid header value.
@@ -175,8 +181,11 @@ impl CookieConfig {
     /// The `Vary` values a response that read the session carries: it depends on the
     /// cookie, and on the session header when there is one.
     pub(crate) fn vary(&self) -> impl Iterator<Item = HeaderValue> + '_ {
-        std::iter::once(HeaderValue::from_static("Cookie"))
-            .chain(self.header.iter().map(|name| HeaderValue::from(name.clone())))
+        std::iter::once(HeaderValue::from_static("Cookie")).chain(
+            self.header
+                .iter()
+                .map(|name| HeaderValue::from(name.clone())),
+        )
     }
 
     /// `parts` with the session header's values replaced by `redaction`: the header is a
@@ -217,7 +226,7 @@ impl CookieConfig {
                 own_lifetime,
             } => {
                 let persistent = self.persistent || own_lifetime;
-                if !new_id && !persistent {
+                if !self.must_send(new_id, own_lifetime) {
                     return None;
                 }
                 let mut cookie = Cookie::new(self.name().to_owned(), value);
@@ -450,7 +459,10 @@ mod tests {
         };
         assert_eq!(config.set_cookie(issue(true)), None, "defer: no Set-Cookie");
         let (name, value) = config.header_for(&issue(true)).unwrap();
-        assert_eq!((name.as_str(), value.to_str().unwrap()), ("x-session", "abc.def"));
+        assert_eq!(
+            (name.as_str(), value.to_str().unwrap()),
+            ("x-session", "abc.def")
+        );
         assert_eq!(config.header_for(&issue(false)), None, "unchanged id");
         let (_, removed) = config.header_for(&CookieUpdate::Remove).unwrap();
         assert!(removed.is_empty());

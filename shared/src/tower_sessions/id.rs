@@ -52,7 +52,10 @@ mod tests {
         assert_eq!(key, keys::table_key(&current(&a, id)), "stable");
         assert_ne!(key, keys::table_key(&current(&b, id)), "keyed");
         assert_ne!(key, keys::table_key(&current(&a, Id(id.0 + 1))));
-        assert!(!key.contains(&id.to_string()), "the cookie value is not in the key");
+        assert!(
+            !key.contains(&id.to_string()),
+            "the cookie value is not in the key"
+        );
     }
 
     #[test]
@@ -63,7 +66,10 @@ mod tests {
             &["0123456789abcdef0123456789abcdef"],
         );
         let id = Id(7);
-        let keys: Vec<_> = session_ids(&rotated, id).iter().map(keys::table_key).collect();
+        let keys: Vec<_> = session_ids(&rotated, id)
+            .iter()
+            .map(keys::table_key)
+            .collect();
         assert_eq!(keys.len(), 2);
         assert_ne!(keys[0], keys[1]);
         assert_eq!(keys[1], keys::table_key(&current(&old, id)));

@@ -4,9 +4,9 @@
 //! `tower_sessions::Session` user keep their sessions in this store's table.
 //!
 //! Each tower-sessions session is an ordinary session item: its table key is the store's
-//! keyed hash of the tower-sessions id ([`id`]), its data is sealed as every session's is,
-//! its `expire_at` (the TTL attribute) is the tower-sessions record's expiry ([`record`]).
-//! The garbage collector and `sessionctl` therefore work on them unchanged, and no
+//! keyed hash of the tower-sessions id (`id.rs`), its data is sealed as every session's is,
+//! its `expire_at` (the TTL attribute) is the tower-sessions record's expiry (`record.rs`).
+//! The garbage collector, TTL and `sessionctl gc`/`stats` therefore work on them unchanged, and no
 //! DynamoDB request is built here: every call goes through [`SessionStore`].
 //!
 //! `ExpiredDeletion` is not implemented: DynamoDB's TTL and the collector
@@ -92,7 +92,9 @@ impl TowerStore for TowerSessionsStore {
             {
                 Ok(_) => return Ok(()),
                 Err(Error::IdCollision { .. }) => {
-                    tracing::warn!("tower-sessions id collided with a stored session; drawing another");
+                    tracing::warn!(
+                        "tower-sessions id collided with a stored session; drawing another"
+                    );
                     record.id = Id::default();
                 }
                 Err(error) => return Err(record::encode_error(error)),
@@ -112,7 +114,8 @@ impl TowerStore for TowerSessionsStore {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let Some((id, mut stored)) = self.find(record.id).await.map_err(record::decode_error)?
+            let Some((id, mut stored)) =
+                self.find(record.id).await.map_err(record::decode_error)?
             else {
                 return Err(session_store::Error::Backend(
                     "the session no longer exists: not saved".into(),
@@ -131,11 +134,7 @@ impl TowerStore for TowerSessionsStore {
     }
 
     async fn load(&self, session_id: &Id) -> session_store::Result<Option<Record>> {
-        let Some((id, stored)) = self
-            .find(*session_id)
-            .await
-            .map_err(record::decode_error)?
-        else {
+        let Some((id, stored)) = self.find(*session_id).await.map_err(record::decode_error)? else {
             return Ok(None);
         };
         // tower-sessions has no lock to hold across a request: a lock the pessimistic mode

@@ -93,8 +93,8 @@ async fn a_header_only_client_keeps_its_session<B: Backend>() {
 /// session is the one used, even when the cookie does not verify.
 async fn a_cookie_wins_over_the_header<B: Backend>() {
     let backend = B::new("header_cookie_wins").await;
-    let layer = SessionLayer::new(backend.store(|c| c))
-        .with_header_name(HeaderName::from_static(HEADER));
+    let layer =
+        SessionLayer::new(backend.store(|c| c)).with_header_name(HeaderName::from_static(HEADER));
     let by_cookie = cookie_of(&send(&layer, "/", &[]).await);
     let by_header = header_of(&send(&layer, "/", &[]).await).unwrap();
     let both = send(&layer, "/", &[("cookie", &by_cookie), (HEADER, &by_header)]).await;
@@ -102,8 +102,17 @@ async fn a_cookie_wins_over_the_header<B: Backend>() {
     assert_eq!(send(&layer, "/", &[(HEADER, &by_header)]).await.body(), "2");
     let (name, value) = by_cookie.split_once('=').unwrap();
     let forged_cookie = format!("{name}={}", tamper_last(value));
-    let forged = send(&layer, "/", &[("cookie", &forged_cookie), (HEADER, &by_header)]).await;
-    assert_eq!(forged.body(), "1", "a cookie that does not verify still hides the header");
+    let forged = send(
+        &layer,
+        "/",
+        &[("cookie", &forged_cookie), (HEADER, &by_header)],
+    )
+    .await;
+    assert_eq!(
+        forged.body(),
+        "1",
+        "a cookie that does not verify still hides the header"
+    );
     assert_eq!(send(&layer, "/", &[(HEADER, &by_header)]).await.body(), "3");
     assert_eq!(backend.count().await, 3);
 }
@@ -112,8 +121,8 @@ async fn a_cookie_wins_over_the_header<B: Backend>() {
 /// fresh session and the real one is untouched.
 async fn a_forged_header_is_refused<B: Backend>() {
     let backend = B::new("header_forged").await;
-    let layer = SessionLayer::new(backend.store(|c| c))
-        .with_header_name(HeaderName::from_static(HEADER));
+    let layer =
+        SessionLayer::new(backend.store(|c| c)).with_header_name(HeaderName::from_static(HEADER));
     let value = header_of(&send(&layer, "/", &[]).await).unwrap();
     let (name, _) = cookie_of(&send(&layer, "/", &[]).await)
         .split_once('=')
@@ -136,39 +145,21 @@ async fn a_forged_header_is_refused<B: Backend>() {
 /// nothing.
 async fn destroy_answers_an_empty_header<B: Backend>() {
     let backend = B::new("header_destroy").await;
-    let layer = SessionLayer::new(backend.store(|c| c))
-        .with_header_name(HeaderName::from_static(HEADER));
+    let layer =
+        SessionLayer::new(backend.store(|c| c)).with_header_name(HeaderName::from_static(HEADER));
     let value = header_of(&send(&layer, "/", &[]).await).unwrap();
     assert_eq!(send(&layer, "/", &[(HEADER, &value)]).await.body(), "2");
     let destroyed = send(&layer, "/destroy", &[(HEADER, &value)]).await;
     assert_eq!(destroyed.body(), "destroyed");
     assert_eq!(header_of(&destroyed).as_deref(), Some(""), "an empty value");
-    assert!(cookie_of(&destroyed).ends_with('='), "the cookie removed too");
+    assert!(
+        cookie_of(&destroyed).ends_with('='),
+        "the cookie removed too"
+    );
     assert_eq!(backend.count().await, 0);
     let after = send(&layer, "/", &[(HEADER, &value)]).await;
     assert_eq!(after.body(), "1", "the old value opens nothing");
     assert_ne!(header_of(&after).unwrap(), value);
-}
-
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod dynamodb {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name::<super::DynamoDb>().await;
-                }
-            )*
-        }
-        mod memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name::<super::Memory>().await;
-                }
-            )*
-        }
-    };
 }
 
 on_both!(

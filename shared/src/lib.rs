@@ -29,6 +29,7 @@
 //! | [`attributes`] | the item layout |
 //! | [`ops`] | the operators' API, for tools such as `sessionctl` |
 //! | [`retry`] | the one backoff every retry loop (the functions' too) waits with |
+//! | `tower_sessions` | (feature `tower-sessions`) the store under tower-sessions and axum-login |
 //!
 //! # Examples
 //!
@@ -69,6 +70,8 @@ pub mod store;
 pub mod table;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(feature = "tower-sessions")]
+pub mod tower_sessions;
 
 pub mod backend {
     //! The storage a [`SessionStore`](crate::SessionStore) runs on: the [`SessionBackend`]
@@ -86,6 +89,8 @@ pub use serializer::SessionData;
 pub use service::{RequestSessionExt, SessionLayer};
 pub use session::Session;
 pub use store::{MemoryStore, SessionRecord, SessionStore};
+#[cfg(feature = "tower-sessions")]
+pub use tower_sessions::TowerSessionsStore;
 
 /// The cookie crate's `SameSite`, for [`SessionLayer::with_same_site`].
 pub use cookie::SameSite;

@@ -108,6 +108,8 @@ impl ConfigBuilder {
         expire_after: Duration;
         /// Time the layer keeps back from a request's deadline.
         deadline_margin: Duration;
+        /// The session header (see [`LayerOptions::header_name`]).
+        header_name: http::HeaderName;
     }
 
     /// Declares variables under the prefix that the caller reads itself (session-gc's
@@ -261,6 +263,7 @@ impl ConfigBuilder {
                 .or(merged.expire_after.map(|_| true)),
             defer: merged.defer,
             deadline_margin: merged.deadline_margin,
+            header_name: merged.header_name,
         };
         let raise_errors = merged.raise_errors.unwrap_or(false);
         let config = Config {

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use cookie::SameSite;
+use http::HeaderName;
 
 use crate::error::{Error, Result};
 
@@ -57,6 +58,10 @@ pub struct LayerOptions {
     /// Time kept back from a request's deadline (`deadline_margin`); default
     /// [`DEFAULT_DEADLINE_MARGIN`](crate::service::DEFAULT_DEADLINE_MARGIN).
     pub deadline_margin: Option<Duration>,
+    /// A request header that carries the signed id when no cookie does, and the response
+    /// header it comes back in (`header_name`); default none (see
+    /// [`SessionLayer::with_header_name`](crate::SessionLayer::with_header_name)).
+    pub header_name: Option<HeaderName>,
 }
 
 /// A `SameSite` value as text.
@@ -77,10 +82,53 @@ pub(super) fn parse_same_site(value: &str, origin: &str) -> Result<SameSite> {
     }
 }
 
+/// A header name as text, for the session header.
+///
+/// # Errors
+///
+/// [`Error::InvalidConfig`] naming `origin` for a name HTTP does not allow, or one the
+/// layer or browsers already give a meaning (`Cookie`, `Set-Cookie`).
+pub(super) fn parse_header_name(value: &str, origin: &str) -> Result<HeaderName> {
+    let name = HeaderName::from_bytes(value.trim().as_bytes())
+        .map_err(|_| Error::invalid(origin, value, "expected an HTTP header name"))?;
+    if name == http::header::COOKIE || name == http::header::SET_COOKIE {
+        return Err(Error::invalid(
+            origin,
+            value,
+            "the cookie headers already carry the session",
+        ));
+    }
+    Ok(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{Config, DEFAULT_MAX_STALE};
+
+    #[test]
+    fn the_header_name_is_read_from_the_environment_and_checked() {
+        let config = Config::builder()
+            .env([("AWS_DYNAMO_DB_SESSION_HEADER_NAME", "X-Session")])
+            .build()
+            .unwrap();
+        assert_eq!(
+            config.layer.header_name,
+            Some(HeaderName::from_static("x-session"))
+        );
+        assert_eq!(Config::builder().build().unwrap().layer.header_name, None);
+        for bad in ["not a header", "Set-Cookie"] {
+            let err = Config::builder()
+                .env([("AWS_DYNAMO_DB_SESSION_HEADER_NAME", bad)])
+                .build()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("AWS_DYNAMO_DB_SESSION_HEADER_NAME") && err.contains(bad),
+                "{err}"
+            );
+        }
+    }
 
     #[test]
     fn layer_options_are_read_by_every_source_with_the_builder_first() {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use cookie::SameSite;
 
-use super::layer::parse_same_site;
+use super::layer::{parse_header_name, parse_same_site};
 use super::parse::{TimeUnit, parse_bool, parse_int, parse_lifetime, parse_time, yaml_text};
 use super::{BillingMode, Concurrency, ENV_PREFIX, LEGACY_ENV_PREFIX, Lifetime, SecretKey};
 use crate::error::{Error, Result};
@@ -47,6 +47,7 @@ const CONFIG_OPTIONS: &[&str] = &[
     "defer",
     "expire_after",
     "deadline_margin",
+    "header_name",
 ];
 
 /// Options whose values are secrets: never echoed in an error or a log.
@@ -89,6 +90,7 @@ pub(super) struct Settings {
     /// Rack's `max_stale` with a persistent cookie; resolved by the builder.
     pub(super) expire_after: Option<Duration>,
     pub(super) deadline_margin: Option<Duration>,
+    pub(super) header_name: Option<http::HeaderName>,
     /// Option name → where its value came from (variable, `file:key`, builder method).
     pub(super) origins: BTreeMap<String, String>,
 }
@@ -132,7 +134,8 @@ impl Settings {
             persistent_cookie,
             defer,
             expire_after,
-            deadline_margin
+            deadline_margin,
+            header_name
         )
     }
 
@@ -267,6 +270,7 @@ impl Settings {
             "deadline_margin" => {
                 self.deadline_margin = Some(parse_time(value, origin, TimeUnit::Seconds)?)
             }
+            "header_name" => self.header_name = Some(parse_header_name(value, origin)?),
             _ => return Ok(false),
         }
         self.origins.insert(option.to_owned(), origin.to_owned());

@@ -161,6 +161,24 @@ impl Keyring {
         }
     }
 
+    /// Wraps raw id bytes as an id of each configured secret, current first: for an id
+    /// that comes unsigned (a tower-sessions id), which may have been stored under a
+    /// secret since rotated out.
+    #[cfg(feature = "tower-sessions")]
+    pub(crate) fn adopt_each(&self, raw: [u8; ID_BYTES]) -> Vec<SessionId> {
+        self.keys
+            .iter()
+            .enumerate()
+            .map(|(index, keys)| SessionId {
+                raw,
+                keys: keys.clone(),
+                current: index == 0,
+                data_key: OnceLock::new(),
+                table_key: OnceLock::new(),
+            })
+            .collect()
+    }
+
     /// Verifies a cookie value against every configured secret, newest first. Any malformed,
     /// truncated or forged value gives `None`.
     pub(crate) fn verify(&self, cookie_value: &str) -> Option<SessionId> {

@@ -247,7 +247,7 @@ impl SessionLayer {
         Session::new(Parts {
             store: self.store.clone(),
             cookies: self.cookie.values(request.headers()).collect(),
-            request: redacted(request),
+            request: self.cookie.redact(redacted(request), REDACTION),
             work_until: deadline.map(|d| d.less(margin)),
             cleanup_until: deadline.map(|d| d.less(margin / 4)),
             request_id: request_id_of(request),
@@ -261,9 +261,16 @@ impl SessionLayer {
             response = self.answer(failure);
         }
         if outcome.read {
-            response
-                .headers_mut()
-                .append(VARY, HeaderValue::from_static("Cookie"));
+            for vary in self.cookie.vary() {
+                response.headers_mut().append(VARY, vary);
+            }
+        }
+        if let Some((name, value)) = outcome
+            .cookie
+            .as_ref()
+            .and_then(|u| self.cookie.header_for(u))
+        {
+            response.headers_mut().insert(name, value);
         }
         let cookie = outcome
             .cookie

@@ -1,4 +1,6 @@
-//! The session cookie: reading the id from `Cookie`, and the `Set-Cookie` an outcome calls for.
+//! The session cookie: reading the id from `Cookie`, and the `Set-Cookie` an outcome calls for;
+//! and the opt-in session header, which carries the same signed value for clients that keep
+//! no cookies.
 //!
 //! The name defaults to [`HOST_NAME`] whenever the attributes allow the `__Host-` prefix
 //! (`Secure`, `Path=/`, no `Domain`): a browser then refuses the cookie from anyone but this
@@ -6,8 +8,8 @@
 //! [`PLAIN_NAME`], and the session's duplicate-cookie rule (`session::sole`) is what keeps a tossed cookie from being used.
 
 use cookie::{Cookie, SameSite};
-use http::HeaderMap;
 use http::header::COOKIE;
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::config::LayerOptions;
 use crate::session::CookieUpdate;
@@ -31,6 +33,9 @@ pub(crate) struct CookieConfig {
     /// Every session's cookie carries `Max-Age` until the session's expiry.
     pub(crate) persistent: bool,
     pub(crate) defer: bool,
+    /// The session header: read when no cookie of the name comes, answered whenever a
+    /// cookie would be sent (`defer` or not).
+    pub(crate) header: Option<HeaderName>,
 }
 
 impl Default for CookieConfig {
@@ -44,6 +49,7 @@ impl Default for CookieConfig {
             same_site: SameSite::Lax,
             persistent: false,
             defer: false,
+            header: None,
         }
     }
 }
@@ -61,6 +67,7 @@ impl CookieConfig {
             same_site: options.cookie_same_site.unwrap_or(default.same_site),
             persistent: options.persistent_cookie.unwrap_or(default.persistent),
             defer: options.defer.unwrap_or(default.defer),
+            header: options.header_name.clone(),
         }
     }
 
@@ -111,14 +118,17 @@ impl CookieConfig {
         warnings
     }
 
-    /// The values of the request's cookies with our name, in order.
+    /// The values that may carry the session id, in order: the request's cookies with our
+    /// name, else (when one is configured) the session header's values. A cookie wins even
+    /// when it does not verify: the header is for clients that send no cookie at all, and
+    /// the session's duplicate rule applies to several header values as to cookies.
     ///
     /// Each `;`-separated pair is parsed on its own, from bytes: a byte that is not valid in
     /// a header string (`theme=caf\xe9`, which lambda_http joins into the one `Cookie`
     /// header from API Gateway's `cookies[]`) loses only the pair it is in.
     pub(crate) fn values<'h>(&self, headers: &'h HeaderMap) -> impl Iterator<Item = String> + 'h {
         let name = self.name().to_owned();
-        headers
+        let cookies: Vec<String> = headers
             .get_all(COOKIE)
             .iter()
             .flat_map(|header| header.as_bytes().split(|byte| *byte == b';'))
@@ -126,6 +136,75 @@ impl CookieConfig {
             .filter_map(|pair| Cookie::parse(pair.trim()).ok())
             .filter(move |cookie| cookie.name() == name)
             .map(|cookie| cookie.value().to_owned())
+            .collect();
+        let from_header: Vec<String> = match &self.header {
+            Some(header) if cookies.is_empty() => headers
+                .get_all(header)
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .map(|value| value.trim().to_owned())
+                .collect(),
+            _ => Vec::new(),
+        };
+        cookies.into_iter().chain(from_header)
+    }
+
+    /// Whether an issued id must reach the client: it is new to it, or its cookie carries a
+    /// lifetime that moved.
+    fn must_send(&self, new_id: bool, own_lifetime: bool) -> bool {
+        new_id || self.persistent || own_lifetime
+    }
+
+    /// The session header an update calls for: the signed value whenever a cookie would be
+    /// sent for it (whatever `defer` says: it is about `Set-Cookie` only), an empty value
+    /// when the session is gone, which tells the client to drop what it keeps.
+    pub(crate) fn header_for(&self, update: &CookieUpdate) -> Option<(HeaderName, HeaderValue)> {
+        let name = self.header.clone()?;
+        let value = match update {
+            CookieUpdate::Remove => HeaderValue::from_static(""),
+            CookieUpdate::Issue {
+                value,
+                new_id,
+                own_lifetime,
+                ..
+            } => {
+                if !self.must_send(*new_id, *own_lifetime) {
+                    return None;
+                }
+                // Signed ids are base64url and a dot: always a valid header value.
+                HeaderValue::from_str(value).ok()?
+            }
+        };
+        Some((name, value))
+    }
+
+    /// The `Vary` values a response that read the session carries: it depends on the
+    /// cookie, and on the session header when there is one.
+    pub(crate) fn vary(&self) -> impl Iterator<Item = HeaderValue> + '_ {
+        std::iter::once(HeaderValue::from_static("Cookie")).chain(
+            self.header
+                .iter()
+                .map(|name| HeaderValue::from(name.clone())),
+        )
+    }
+
+    /// `parts` with the session header's values replaced by `redaction`: the header is a
+    /// credential whatever its name says, so the error handler never sees it.
+    pub(crate) fn redact(
+        &self,
+        mut parts: http::request::Parts,
+        redaction: &'static str,
+    ) -> http::request::Parts {
+        if let Some(name) = &self.header {
+            let count = parts.headers.get_all(name).iter().count();
+            parts.headers.remove(name);
+            for _ in 0..count {
+                parts
+                    .headers
+                    .append(name, HeaderValue::from_static(redaction));
+            }
+        }
+        parts
     }
 
     /// The `Set-Cookie` an update calls for, or `None` when nothing needs sending.
@@ -147,7 +226,7 @@ impl CookieConfig {
                 own_lifetime,
             } => {
                 let persistent = self.persistent || own_lifetime;
-                if !new_id && !persistent {
+                if !self.must_send(new_id, own_lifetime) {
                     return None;
                 }
                 let mut cookie = Cookie::new(self.name().to_owned(), value);
@@ -166,6 +245,35 @@ impl CookieConfig {
         cookie.set_http_only(self.http_only);
         cookie.set_same_site(self.same_site);
         Some(cookie)
+    }
+}
+
+impl super::SessionLayer {
+    /// Also carries the session in the header `name` (opt-in; the configuration's
+    /// `header_name`, `AWS_DYNAMO_DB_SESSION_HEADER_NAME`), for clients that keep no
+    /// cookies, such as native and mobile apps. A request with no cookie of the session's
+    /// name is read from this header; the response carries the signed value in the same
+    /// header whenever a cookie would be sent (a new or renewed session, a moved persistent
+    /// expiry), even with [`with_defer`](Self::with_defer), and an empty value when the
+    /// session is destroyed. The value is verified exactly as a cookie's.
+    ///
+    /// Browsers never send such a header on their own, so a cross-site request cannot ride
+    /// on it (no `SameSite` needed); but a token kept in JavaScript storage is open to any
+    /// script injected into the page, which an `HttpOnly` cookie is not. Cross-origin
+    /// browser clients also need it in `Access-Control-Expose-Headers`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dynamodb_session_store::{Config, MemoryStore, SessionLayer, SessionStore};
+    ///
+    /// let config = Config::builder().secret_key("0123456789abcdef0123456789abcdef").build()?;
+    /// let layer = SessionLayer::new(SessionStore::with_backend(config, MemoryStore::new())?)
+    ///     .with_header_name(http::HeaderName::from_static("x-session"));
+    /// # Ok::<(), dynamodb_session_store::Error>(())
+    /// ```
+    pub fn with_header_name(self, name: HeaderName) -> Self {
+        self.with_cookie(|c| c.header = Some(name))
     }
 }
 
@@ -305,6 +413,60 @@ mod tests {
             ["one", "two"]
         );
         assert!(values(&config, &[b"__Host-session=no"]).is_empty());
+    }
+
+    #[test]
+    fn the_session_header_is_read_only_without_a_cookie_and_redacted() {
+        let config = CookieConfig {
+            header: Some(HeaderName::from_static("x-session")),
+            ..CookieConfig::default()
+        };
+        let mut headers = headers(&[b"a=1"]);
+        headers.append("x-session", HeaderValue::from_static(" abc.def "));
+        assert_eq!(config.values(&headers).collect::<Vec<_>>(), ["abc.def"]);
+        headers.append(COOKIE, HeaderValue::from_static("__Host-session=ghi.jkl"));
+        assert_eq!(
+            config.values(&headers).collect::<Vec<_>>(),
+            ["ghi.jkl"],
+            "the cookie wins"
+        );
+        assert_eq!(
+            CookieConfig::default().values(&headers).count(),
+            1,
+            "no header without the option"
+        );
+
+        let mut request = http::Request::new(());
+        *request.headers_mut() = headers;
+        let parts = config.redact(request.into_parts().0, "<redacted>");
+        assert_eq!(parts.headers["x-session"], "<redacted>");
+        assert_eq!(parts.headers.get_all("x-session").iter().count(), 1);
+    }
+
+    #[test]
+    fn the_session_header_follows_the_cookie_and_ignores_defer() {
+        let config = CookieConfig {
+            header: Some(HeaderName::from_static("x-session")),
+            defer: true,
+            ..CookieConfig::default()
+        };
+        let issue = |new_id| CookieUpdate::Issue {
+            value: "abc.def".into(),
+            expire_at: Some(100),
+            written_at: 10,
+            new_id,
+            own_lifetime: false,
+        };
+        assert_eq!(config.set_cookie(issue(true)), None, "defer: no Set-Cookie");
+        let (name, value) = config.header_for(&issue(true)).unwrap();
+        assert_eq!(
+            (name.as_str(), value.to_str().unwrap()),
+            ("x-session", "abc.def")
+        );
+        assert_eq!(config.header_for(&issue(false)), None, "unchanged id");
+        let (_, removed) = config.header_for(&CookieUpdate::Remove).unwrap();
+        assert!(removed.is_empty());
+        assert_eq!(CookieConfig::default().header_for(&issue(true)), None);
     }
 
     #[test]

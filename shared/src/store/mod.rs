@@ -240,6 +240,14 @@ impl SessionStore {
         keyring.generate()
     }
 
+    /// The ids that `raw` names under each configured secret, current first: for ids drawn
+    /// by another session library (tower-sessions), which then get this store's table key
+    /// and sealing.
+    #[cfg(feature = "tower-sessions")]
+    pub(crate) fn adopt_ids(&self, raw: [u8; 32]) -> Vec<SessionId> {
+        self.inner.keys.current().adopt_each(raw)
+    }
+
     /// Runs a backend call, giving up at the deadline.
     async fn bounded<T>(&self, call: impl Future<Output = Result<T>>) -> Result<T> {
         match self.deadline {

@@ -10,6 +10,30 @@
 //! again at a random seed by `scripts/test` and by `scripts/fuzz`; `sessionctl` runs the real
 //! binary and has an ignored test that `scripts/test` runs by name.
 
+/// `#[tokio::test]`s for each named generic test function of the module (`fn name<B>()`),
+/// in a submodule per fixture: `dynamodb` (`DynamoDb`, on the local DynamoDB) and `memory`
+/// (`Memory`, on `MemoryStore`). The fixtures are the module's own or imported there.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod dynamodb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name::<super::DynamoDb>().await;
+                }
+            )*
+        }
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name::<super::Memory>().await;
+                }
+            )*
+        }
+    };
+}
+
 mod config;
 mod conformance;
 mod deadline;
@@ -19,6 +43,7 @@ mod fail_safe;
 mod faults;
 mod gc;
 mod gc_deadlines;
+mod header;
 mod hosts;
 mod item_size;
 mod locking;
@@ -30,3 +55,4 @@ mod session_api;
 mod session_table;
 mod store;
 mod table;
+mod tower_sessions;

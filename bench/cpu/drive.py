@@ -165,12 +165,15 @@ def main():
         json.dump(result, f, indent=2)
 
     bare = median("bare", "untouched")
-    print(f"\nCPU time of the function's process per request, µs: median of {ROUNDS} rounds "
+    endpoint = os.path.basename(out).removesuffix(".json")
+    print(f"\n{endpoint}: CPU time of the function's process per request, µs: median of {ROUNDS} rounds "
           f"of {REQUESTS} requests (load average {' '.join(result['loadavg'])})\n")
     header = ("| request | bare handler | its DynamoDB calls by hand | behind the layer "
               "| layer + its calls: µs, share | the layer's own code: µs, share |")
     if "baseline" in functions:
-        header += " behind the baseline's layer | after − before |"
+        third = (f"behind the layer with {os.environ['VARIANT']}" if os.environ.get("VARIANT")
+                 else "behind the baseline's layer")
+        header += f" {third} | behind the layer − that (after − before) |"
     print(header)
     print("|---" + "|---:" * (header.count("|") - 2) + "|")
     for row, *_ in REQUEST_KINDS:
@@ -186,8 +189,8 @@ def main():
         print(line)
     print("\nThe layer's own code: behind the layer minus the bare handler making the same "
           "DynamoDB calls by hand, in the same batches (median of the rounds' differences); "
-          "for 'untouched' there are no calls. after − before: likewise, this layer minus "
-          "the baseline's.")
+          "for 'untouched' there are no calls. The last column: behind the layer minus the "
+          "third process (the baseline's layer, or the layer with VARIANT), likewise.")
 
 
 if __name__ == "__main__":

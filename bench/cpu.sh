@@ -33,8 +33,8 @@
 # directory.
 #
 # VARIANT="NAME=value ..." runs a third process, the layer with those settings, in the
-# baseline's column: CPU_BENCH_RUNTIME=current_thread or multi_thread:N (the tokio runtime;
-# default multi_thread, a worker per CPU, as #[tokio::main]), CPU_BENCH_SDK=no-stall-protection
+# baseline's column: CPU_BENCH_RUNTIME=multi_thread or multi_thread:N (the tokio runtime;
+# default current_thread, as session-api's), CPU_BENCH_SDK=no-stall-protection
 # (see shared/examples/lambda_cpu.rs). Set either for all three processes to compare the
 # bare handler's calls too.
 #
@@ -42,7 +42,8 @@
 # only, bench/cpu/callgrind.py): exact per request whatever the machine's load, with dumps
 # for callgrind_annotate. REQUESTS=200 WARMUP=20 are plenty there.
 #
-# Knobs (environment): REQUESTS=1000 WARMUP=100 ROUNDS=5; OUT=<file> keeps the JSON figures.
+# Knobs (environment): REQUESTS=1000 WARMUP=100 ROUNDS=5; OUT=<file> keeps the JSON figures;
+# KEEP_ALIVE_ONLY=1 skips moto; NO_BUILD=1 takes the last build's binaries as they are.
 # Set AWS_ENDPOINT_URL_DYNAMODB to measure against that DynamoDB only.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
@@ -106,18 +107,23 @@ if [[ -n "${BASELINE:-}" ]]; then
   git -C "$ROOT" worktree remove --force "$BASE_TREE"
   BASE_TREE=
 fi
-echo "==> building the function (release)" >&2
-cargo build --release --locked --message-format=json-render-diagnostics \
-  -p dynamodb-session-store --example lambda_cpu --example create_table >"$WORK/build.json"
-executable_of lambda_cpu <"$WORK/build.json" | xargs -I{} cp {} "$WORK/lambda_cpu"
-if [[ "${PROFILE:-}" == callgrind ]]; then
-  # The profile needs the symbols the release profile strips: relink only the function
-  # (a later rustc -C option overrides the profile's).
-  cargo rustc --release --locked --message-format=json-render-diagnostics \
-    -p dynamodb-session-store --example lambda_cpu -- -C strip=none >"$WORK/build-symbols.json"
-  executable_of lambda_cpu <"$WORK/build-symbols.json" | xargs -I{} cp {} "$WORK/lambda_cpu"
+if [[ -n "${NO_BUILD:-}" ]]; then
+  # The last build's binaries, as they are (say, while another build holds the target).
+  cp "$TARGET/release/examples/lambda_cpu" "$TARGET/release/examples/create_table" "$WORK/"
+else
+  echo "==> building the function (release)" >&2
+  cargo build --release --locked --message-format=json-render-diagnostics \
+    -p dynamodb-session-store --example lambda_cpu --example create_table >"$WORK/build.json"
+  executable_of lambda_cpu <"$WORK/build.json" | xargs -I{} cp {} "$WORK/lambda_cpu"
+  if [[ "${PROFILE:-}" == callgrind ]]; then
+    # The profile needs the symbols the release profile strips: relink only the function
+    # (a later rustc -C option overrides the profile's).
+    cargo rustc --release --locked --message-format=json-render-diagnostics \
+      -p dynamodb-session-store --example lambda_cpu -- -C strip=none >"$WORK/build-symbols.json"
+    executable_of lambda_cpu <"$WORK/build-symbols.json" | xargs -I{} cp {} "$WORK/lambda_cpu"
+  fi
+  executable_of create_table <"$WORK/build.json" | xargs -I{} cp {} "$WORK/create_table"
 fi
-executable_of create_table <"$WORK/build.json" | xargs -I{} cp {} "$WORK/create_table"
 for binary in lambda_cpu create_table; do
   [[ -x "$WORK/$binary" ]] || { echo "no $binary binary from the build" >&2; exit 1; }
 done
@@ -126,6 +132,8 @@ if [[ -n "${BASELINE:-}" && ! -x "$WORK/lambda_cpu-baseline" ]]; then
   exit 1
 fi
 
+# The runtime session-api runs (functions/session-api/src/main.rs), unless told otherwise.
+export CPU_BENCH_RUNTIME="${CPU_BENCH_RUNTIME:-current_thread}"
 export AWS_DYNAMO_DB_SESSION_TABLE_NAME=cpu-bench
 export AWS_DYNAMO_DB_SESSION_SECRET_KEY=cpu-benchmark-secret-0123456789abcdef
 
@@ -250,12 +258,15 @@ ddb.get_waiter("table_exists").wait(TableName=name)'
     exit 0
   fi
 
-  start_local_dynamodb
-  trap stop_started EXIT
-  echo "==> connection per call: moto at $AWS_ENDPOINT_URL_DYNAMODB" >&2
-  measure_against connection-per-call
-  stop_local_dynamodb
-  LABELS=(keep-alive connection-per-call)
+  LABELS=(keep-alive)
+  if [[ -z "${KEEP_ALIVE_ONLY:-}" ]]; then
+    start_local_dynamodb
+    trap stop_started EXIT
+    echo "==> connection per call: moto at $AWS_ENDPOINT_URL_DYNAMODB" >&2
+    measure_against connection-per-call
+    stop_local_dynamodb
+    LABELS+=(connection-per-call)
+  fi
 fi
 
 python3 "$ROOT/bench/cpu/compare.py" "$OUT" "${LABELS[@]/#/$WORK/}"

@@ -16,6 +16,7 @@
 //! The two `sdk-` routes separate what the AWS SDK's calls cost from what the layer itself
 //! costs. Not a test and not an example to copy: `bench/cpu.sh` runs it.
 
+use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use dynamodb_session_store::{RequestSessionExt, SessionLayer, SessionStore};
 use lambda_http::tower::ServiceBuilder;
@@ -69,17 +70,15 @@ async fn run() -> Result<(), Error> {
     }
 }
 
-/// The SDK configuration both modes use: the default one, or with `CPU_BENCH_SDK=no-stall-
-/// protection` without the stalled-stream protection (which watches every body's throughput),
-/// to measure what it costs a call.
+/// The SDK configuration both modes use: the default one, or without the stalled-stream
+/// protection (which watches every body's throughput) when
+/// `CPU_BENCH_SDK=no-stall-protection`, to measure what it costs a call.
 async fn sdk_config() -> aws_config::SdkConfig {
     let loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     match std::env::var("CPU_BENCH_SDK").as_deref() {
         Ok("no-stall-protection") => {
             loader
-                .stalled_stream_protection(
-                    aws_config::stalled_stream_protection::StalledStreamProtectionConfig::disabled(),
-                )
+                .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
                 .load()
                 .await
         }

@@ -135,6 +135,15 @@ replay() { # seconds base sequence cookies -> the PEER_RESULT JSON
     sed -n 's/^PEER_RESULT //p'
 }
 
+# utime + stime of the processes, in clock ticks: the CPU the app's own processes spent.
+cpu_ticks() {
+  local pid total=0
+  for pid in "$@"; do
+    total=$((total + $(awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$pid/stat")))
+  done
+  echo "$total"
+}
+
 # Everything measured for one app; results go to $WORK/<name>.*.
 measure() {
   local name="$1" base="$2"
@@ -147,7 +156,11 @@ measure() {
   # Let the request wrk left in flight finish before counting starts.
   sleep 0.5
   curl -fsS -X DELETE "$CALLS_URL" >/dev/null
+  local before after
+  before="$(cpu_ticks "${pids[@]}")"
   replay "$DURATION" "$base" "$WORK/mix.seq" "$WORK/$name.cookies" >"$WORK/$name.load.json"
+  after="$(cpu_ticks "${pids[@]}")"
+  echo "$((after - before)) $(getconf CLK_TCK)" >"$WORK/$name.cpu_ticks"
   curl -fsS "$CALLS_URL" >"$WORK/$name.calls.json"
   local pid peak=0 hwm
   for pid in "${pids[@]}"; do

@@ -69,6 +69,12 @@ def main():
     row("DynamoDB calls per request", per_request(lambda a: sum(calls[a].values())), ms)
     for operation in sorted(set(calls["session-api"]) | set(calls["express-session"])):
         row(f"&nbsp;&nbsp;{operation} per request", per_request(lambda a: calls[a].get(operation, 0)), ms)
+    def cpu_us(app):
+        ticks, per_second = (int(v) for v in (work / f"{app}.cpu_ticks").read_text().split())
+        return ticks / per_second * 1e6 / answered[app]
+
+    row("CPU per request, µs (utime + stime of the app's processes)",
+        {a: cpu_us(a) for a in APPS}, lambda v: f"{v:.0f}")
     row("GET /health p50 (ms): the HTTP path alone", {a: health[a]["p50_us"] / 1000 for a in APPS}, ms)
     row("peak RSS per process (MiB)", {a: rss_kib[a] / 1024 for a in APPS}, lambda v: f"{v:.1f}")
     errors = {a: load[a]["non_2xx_3xx"] + load[a]["socket_errors"] for a in APPS}

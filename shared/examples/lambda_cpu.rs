@@ -16,6 +16,7 @@
 //! The two `sdk-` routes separate what the AWS SDK's calls cost from what the layer itself
 //! costs. Not a test and not an example to copy: `bench/cpu.sh` runs it.
 
+use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use dynamodb_session_store::{RequestSessionExt, SessionLayer, SessionStore};
 use lambda_http::tower::ServiceBuilder;
@@ -24,13 +25,31 @@ use lambda_http::{Body, Error, Request, Response, service_fn};
 /// The key the `sdk-` routes read and write (not a session: the layer never reads it).
 const SDK_KEY: &str = "cpu-bench-sdk-item";
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
+/// `CPU_BENCH_RUNTIME` picks the tokio runtime, so `bench/cpu.sh` can measure the flavours
+/// side by side: `multi_thread` (the default, what `#[tokio::main]` builds: a worker per
+/// CPU), `multi_thread:N` (N workers) or `current_thread`.
+fn main() -> Result<(), Error> {
+    let flavour = std::env::var("CPU_BENCH_RUNTIME").unwrap_or_default();
+    let mut builder = match flavour.split_once(':') {
+        _ if flavour == "current_thread" => tokio::runtime::Builder::new_current_thread(),
+        Some(("multi_thread", workers)) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(workers.parse()?);
+            builder
+        }
+        _ if flavour.is_empty() || flavour == "multi_thread" => {
+            tokio::runtime::Builder::new_multi_thread()
+        }
+        _ => return Err(format!("CPU_BENCH_RUNTIME={flavour:?}").into()),
+    };
+    builder.enable_all().build()?.block_on(run())
+}
+
+async fn run() -> Result<(), Error> {
     let mode = std::env::var("CPU_BENCH_MODE").unwrap_or_default();
     match mode.as_str() {
         "bare" => {
-            let aws = aws_config::load_from_env().await;
-            let client = aws_sdk_dynamodb::Client::new(&aws);
+            let client = aws_sdk_dynamodb::Client::new(&sdk_config().await);
             let table = std::env::var("AWS_DYNAMO_DB_SESSION_TABLE_NAME")?;
             lambda_http::run(service_fn(move |req: Request| {
                 let (client, table) = (client.clone(), table.clone());
@@ -39,13 +58,31 @@ async fn main() -> Result<(), Error> {
             .await
         }
         "layer" => {
-            let store = SessionStore::from_env().await?;
+            let mut config = dynamodb_session_store::Config::from_env()?;
+            config.dynamo_db_client = Some(aws_sdk_dynamodb::Client::new(&sdk_config().await));
+            let store = SessionStore::new(config)?;
             let app = ServiceBuilder::new()
                 .layer(SessionLayer::new(store))
                 .service(service_fn(with_session));
             lambda_http::run(app).await
         }
         other => Err(format!("CPU_BENCH_MODE={other:?}: expected bare or layer").into()),
+    }
+}
+
+/// The SDK configuration both modes use: the default one, or without the stalled-stream
+/// protection (which watches every body's throughput) when
+/// `CPU_BENCH_SDK=no-stall-protection`, to measure what it costs a call.
+async fn sdk_config() -> aws_config::SdkConfig {
+    let loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    match std::env::var("CPU_BENCH_SDK").as_deref() {
+        Ok("no-stall-protection") => {
+            loader
+                .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
+                .load()
+                .await
+        }
+        _ => loader.load().await,
     }
 }
 

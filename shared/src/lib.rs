@@ -59,6 +59,7 @@ pub mod error_handler;
 mod expression;
 pub mod gc;
 pub mod keys;
+pub mod metrics;
 pub mod ops;
 mod retry;
 pub mod serializer;

@@ -49,6 +49,7 @@ impl SessionStore {
                 Err(error) => Err(Attempt::Failed(error)),
             }
         };
+        let mut waits = 0;
         let waited = attempt
             .retry(
                 ConstantBuilder::default()
@@ -64,8 +65,12 @@ impl SessionStore {
                     .map(|d| d + jitter(d / 4))
                     .filter(|d| Instant::now() + *d <= give_up)
             })
-            .notify(|_, _| tracing::debug!("session locked by another request; waiting"))
+            .notify(|_, _| {
+                waits += 1;
+                tracing::debug!("session locked by another request; waiting");
+            })
             .await;
+        crate::metrics::lock_waited(waits, started.elapsed());
         match waited {
             Ok(item) => Ok(item.map(|item| (item, Some(token)))),
             Err(Attempt::Failed(error)) => {

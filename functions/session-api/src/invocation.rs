@@ -1,0 +1,81 @@
+//! What belongs to one invocation rather than to the process, so that the concurrent runtime
+//! (`AWS_LAMBDA_MAX_CONCURRENCY` above 1) can serve several at once.
+//!
+//! The deadline and the request id already come from each request's own
+//! `lambda_http::Context` (see [`app_with`](crate::app_with) and the layer). The X-Ray trace
+//! id does not, by default: the SDK puts it on its calls from the `_X_AMZN_TRACE_ID`
+//! variable, which the sequential runtime sets per invocation and the concurrent one cannot
+//! (one process, several invocations). [`TraceHeader`] takes it from the invocation's context
+//! instead, through a task-local value the invocation's future carries.
+
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextMut;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::BoxError;
+use dynamodb_session_store::metrics::emf::Emf;
+use lambda_http::tower::ServiceExt as _;
+use lambda_http::{Request, service_fn};
+
+use crate::Routes;
+
+tokio::task_local! {
+    /// The X-Ray trace header of the invocation this task is serving.
+    static TRACE_ID: Option<String>;
+}
+
+/// The header the SDK's recursion detection would set from `_X_AMZN_TRACE_ID`.
+const TRACE_HEADER: &str = "x-amzn-trace-id";
+
+/// Puts the invocation's X-Ray trace id on every AWS call made while serving it.
+#[derive(Debug)]
+pub struct TraceHeader;
+
+impl Intercept for TraceHeader {
+    fn name(&self) -> &'static str {
+        "InvocationTraceHeader"
+    }
+
+    fn modify_before_transmit(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        // Outside an invocation (the start's secret read), or with no trace id, the
+        // request keeps whatever the SDK gave it.
+        if let Ok(Some(trace)) = TRACE_ID.try_with(Clone::clone) {
+            context.request_mut().headers_mut().insert(TRACE_HEADER, trace);
+        }
+        Ok(())
+    }
+}
+
+/// Serves `routes` on the Lambda runtime: concurrently when `AWS_LAMBDA_MAX_CONCURRENCY`
+/// is above 1, one invocation at a time otherwise (the runtime decides). Each request is
+/// served inside its invocation's scope (its trace id for [`TraceHeader`]) and, with
+/// `metrics`, the EMF records are written once it is answered.
+///
+/// # Errors
+///
+/// The runtime's, when it cannot reach the Runtime API.
+pub async fn run(routes: Routes, metrics: Option<Emf>) -> Result<(), lambda_http::Error> {
+    lambda_http::run_concurrent(service_fn(move |request: Request| {
+        let trace = request
+            .extensions()
+            .get::<lambda_http::Context>()
+            .and_then(|context| context.xray_trace_id.clone());
+        let routes = routes.clone();
+        TRACE_ID.scope(trace, async move {
+            let answer = routes.oneshot(request).await;
+            // After each answer, as the EMF crate's own layer does; under the concurrent
+            // runtime a record may also hold counts of invocations still running, which
+            // CloudWatch sums alike.
+            if let Some(metrics) = metrics
+                && let Err(error) = metrics.flush()
+            {
+                tracing::warn!(%error, "could not write the EMF metrics");
+            }
+            answer
+        })
+    }))
+    .await
+}

@@ -11,7 +11,7 @@
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextMut;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
-use dynamodb_session_store::metrics::emf::Emf;
+use dynamodb_session_store::metrics::emf::{Emf, EmfSettings};
 use lambda_http::tower::ServiceExt as _;
 use lambda_http::{Request, service_fn};
 
@@ -47,6 +47,29 @@ impl Intercept for TraceHeader {
         }
         Ok(())
     }
+}
+
+/// What the function's `main` runs once logging is set up: the EMF recorder (on by default
+/// on Lambda: `SESSION_METRICS`, `SESSION_METRICS_NAMESPACE`, `SESSION_METRICS_DIMENSIONS`),
+/// the clients and the layer from the environment, then [`run`].
+///
+/// # Errors
+///
+/// A bad metrics or store variable, the signing secret that cannot be read (both before
+/// any request is served), and [`run`]'s.
+pub async fn start() -> Result<(), lambda_http::Error> {
+    let metrics = EmfSettings::from_env(std::env::vars())
+        .map_err(crate::Error::from)?
+        .map(EmfSettings::install)
+        .transpose()
+        .map_err(crate::Error::from)?;
+    // Built once per cold start: the clients and the signing keys (read again from Secrets
+    // Manager only when a cookie signed by a newer secret arrives). Every request's time
+    // budget is the earlier of its invocation's deadline and the function's own Timeout
+    // (see app_with), whatever an emulator reports.
+    let aws = aws_config::load_from_env().await;
+    let layer = crate::layer_from_env(&aws, std::env::vars().collect()).await?;
+    run(crate::app(layer), metrics).await
 }
 
 /// Serves `routes` on the Lambda runtime: concurrently when `AWS_LAMBDA_MAX_CONCURRENCY`

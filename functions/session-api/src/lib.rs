@@ -17,7 +17,7 @@ use lambda_http::tower::util::BoxCloneService;
 use lambda_http::tower::{Layer, ServiceExt as _};
 use lambda_http::{Body, Request, Response, service_fn};
 
-pub use invocation::{TraceHeader, run};
+pub use invocation::{TraceHeader, run, start};
 pub use secret::{
     CURRENT, PENDING, PREVIOUS, SECRET_ARN_VARIABLE, SECRET_REFRESH_INTERVAL,
     SECRETS_MANAGER_ATTEMPT_TIMEOUT, SECRETS_MANAGER_OPERATION_TIMEOUT, SecretsManagerSource,

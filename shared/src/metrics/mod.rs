@@ -27,7 +27,8 @@ pub const SESSIONS_CREATED: &str = "SessionsCreated";
 pub const SESSIONS_LOADED: &str = "SessionsLoaded";
 /// Sessions moved to a fresh id (`Count`).
 pub const SESSIONS_RENEWED: &str = "SessionsRenewed";
-/// Sessions deleted at the application's request (`Count`).
+/// Sessions deleted by the application (`destroy`, `delete`, an emptied session), not by the
+/// collector (`Count`).
 pub const SESSIONS_DESTROYED: &str = "SessionsDestroyed";
 /// Writes of new data to an existing session (`Count`).
 pub const SESSION_WRITES: &str = "SessionWrites";

@@ -261,8 +261,9 @@ impl SessionStore {
                 .backend
                 .delete(&keys::table_key(id), &Guard::None),
         )
-        .await
-        .map(drop)
+        .await?;
+        crate::metrics::count(crate::metrics::SESSIONS_DESTROYED, 1);
+        Ok(())
     }
 
     /// One guarded update, its refusal turned into the guard's typed error.

@@ -10,6 +10,7 @@
 //! again at a random seed by `scripts/test` and by `scripts/fuzz`; `sessionctl` runs the real
 //! binary and has an ignored test that `scripts/test` runs by name.
 
+mod concurrent;
 mod config;
 mod conformance;
 mod deadline;
@@ -22,6 +23,7 @@ mod gc_deadlines;
 mod hosts;
 mod locking;
 mod lost_answers;
+mod metrics;
 mod revocation;
 mod rotation;
 mod sealing;

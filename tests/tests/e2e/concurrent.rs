@@ -199,11 +199,16 @@ fn serve_concurrently(test: &str, mode: &'static str) {
                 .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
                 .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
                 .env("RUST_LOG", "info,lambda_runtime=debug")
+                // JSON log lines, as on Lambda: plain fields, no terminal colours.
+                .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
                 .env("AWS_DYNAMO_DB_SESSION_TABLE_NAME", &table.name)
                 .env("AWS_DYNAMO_DB_SESSION_SECRET_KEY", SECRET)
                 .env("AWS_DYNAMO_DB_SESSION_CONCURRENCY", mode)
-                // Pessimistic waiters queue behind three 300 ms holds.
+                // Pessimistic waiters queue behind three 300 ms holds, and no lock is old
+                // enough to break (the default 500 ms is less than a hold plus its calls on
+                // a loaded machine).
                 .env("AWS_DYNAMO_DB_SESSION_LOCK_MAX_WAIT_TIME", "5s")
+                .env("AWS_DYNAMO_DB_SESSION_LOCK_EXPIRY_TIME", "5s")
                 .env("AWS_DYNAMO_DB_SESSION_LOCK_RETRY_DELAY", "50ms")
                 .env("SESSION_API_DEMO_ROUTES", "true")
                 .env("SESSION_METRICS", "on");
@@ -241,7 +246,7 @@ fn check_output(printed: &str) {
     );
     assert!(
         printed.contains("runtime_worker_pool_initializing")
-            && printed.contains(&format!("worker_count={MAX_CONCURRENCY}")),
+            && printed.contains(&format!("\"worker_count\":{MAX_CONCURRENCY}")),
         "the runtime starts {MAX_CONCURRENCY} workers:\n{printed}"
     );
     let records: Vec<Value> = printed

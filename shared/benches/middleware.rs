@@ -5,7 +5,10 @@
 //!   (and the same with sealing off, for comparison).
 //! * `seal/*`, `open/*`: sealing and opening alone, 1 KB and 64 KB.
 //! * `layer/*`: the whole layer around a trivial handler, with the SDK answering from
-//!   memory (aws-smithy-mocks), so the figure includes the SDK's request building.
+//!   memory (aws-smithy-mocks), so the figure includes the SDK's request building; no
+//!   metrics recorder is installed, so every metric is the facade's no-op.
+//! * `layer, EMF recorder/*`: the same with the CloudWatch EMF recorder installed and its
+//!   records written (to a sink) after each request: what the metrics cost.
 //!
 //! Before the timings it prints the stored size of typical JSON sessions of 1, 8 and 64 KB
 //! with and without compression, and the write units each costs.
@@ -21,6 +24,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use cookie::Cookie;
 use criterion::{Criterion, criterion_group, criterion_main};
+use dynamodb_session_store::metrics::emf::{EmfSettings, METRICS_VAR};
 use dynamodb_session_store::ops::StoreOps as _;
 use dynamodb_session_store::{
     Config, MemoryStore, RequestSessionExt, SessionData, SessionId, SessionLayer, SessionStore,
@@ -176,6 +180,21 @@ fn codec(c: &mut Criterion) {
 }
 
 fn layer(c: &mut Criterion) {
+    layer_cases(c, "layer", || {});
+}
+
+/// The `layer/*` cases again with the CloudWatch EMF recorder installed and flushed after
+/// each request, as session-api does; `layer/*` (run first, with no recorder) is the
+/// facade's no-op.
+fn layer_with_metrics(c: &mut Criterion) {
+    let settings = EmfSettings::from_env([(METRICS_VAR, "on")]).unwrap().unwrap();
+    let emf = settings.install().unwrap();
+    layer_cases(c, "layer, EMF recorder", || {
+        emf.flush_to(std::io::sink()).unwrap()
+    });
+}
+
+fn layer_cases(c: &mut Criterion, name: &str, after_each: impl Fn()) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -223,32 +242,38 @@ fn layer(c: &mut Criterion) {
         request
     };
 
-    let mut group = c.benchmark_group("layer");
+    let mut group = c.benchmark_group(name);
     group.bench_function("untouched (cookie parsed, no call)", |b| {
         b.iter(|| {
-            runtime
+            let response = runtime
                 .block_on(untouched.clone().oneshot(request()))
-                .unwrap()
+                .unwrap();
+            after_each();
+            response
         })
     });
     group.bench_function("read 1 KB (mocked GetItem)", |b| {
         b.iter(|| {
-            runtime
+            let response = runtime
                 .block_on(reading.clone().oneshot(request()))
-                .unwrap()
+                .unwrap();
+            after_each();
+            response
         })
     });
     group.bench_function("read+write 1 KB (mocked GetItem+UpdateItem)", |b| {
         b.iter(|| {
             let mut service = writing.clone();
-            runtime.block_on(async {
+            let response = runtime.block_on(async {
                 service.ready().await.unwrap();
                 service.call(request()).await.unwrap()
-            })
+            });
+            after_each();
+            response
         })
     });
     group.finish();
 }
 
-criterion_group!(benches, codec, sealing, layer);
+criterion_group!(benches, codec, sealing, layer, layer_with_metrics);
 criterion_main!(benches);

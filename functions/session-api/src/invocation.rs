@@ -102,3 +102,49 @@ pub async fn run(routes: Routes, metrics: Option<Emf>) -> Result<(), lambda_http
     }))
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::Client;
+    use aws_sdk_dynamodb::config::{Credentials, Region};
+    use aws_smithy_http_client::test_util::{CaptureRequestReceiver, capture_request};
+
+    use super::*;
+
+    fn client() -> (Client, CaptureRequestReceiver) {
+        let (http, requests) = capture_request(None);
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version_latest()
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("id", "secret", None, None, "test"))
+            .http_client(http)
+            .interceptor(TraceHeader)
+            .build();
+        (Client::from_conf(config), requests)
+    }
+
+    fn trace_header(requests: CaptureRequestReceiver) -> Option<String> {
+        let request = requests.expect_request();
+        request.headers().get(TRACE_HEADER).map(str::to_owned)
+    }
+
+    #[tokio::test]
+    async fn concurrent_invocations_each_send_their_own_trace_id() {
+        let (first, first_sent) = client();
+        let (second, second_sent) = client();
+        let (outside, outside_sent) = client();
+        let call = |client: Client| async move {
+            // The captured answer is not a DynamoDB one: only the request matters here.
+            let _ = client.get_item().table_name("sessions").send().await;
+        };
+        // Polled together in one task, as the runtime's workers interleave invocations.
+        tokio::join!(
+            TRACE_ID.scope(Some("Root=1-first".to_owned()), call(first)),
+            TRACE_ID.scope(Some("Root=1-second".to_owned()), call(second)),
+            call(outside),
+        );
+        assert_eq!(trace_header(first_sent).as_deref(), Some("Root=1-first"));
+        assert_eq!(trace_header(second_sent).as_deref(), Some("Root=1-second"));
+        assert_eq!(trace_header(outside_sent), None);
+    }
+}

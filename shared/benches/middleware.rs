@@ -187,7 +187,9 @@ fn layer(c: &mut Criterion) {
 /// each request, as session-api does; `layer/*` (run first, with no recorder) is the
 /// facade's no-op.
 fn layer_with_metrics(c: &mut Criterion) {
-    let settings = EmfSettings::from_env([(METRICS_VAR, "on")]).unwrap().unwrap();
+    let settings = EmfSettings::from_env([(METRICS_VAR, "on")])
+        .unwrap()
+        .unwrap();
     let emf = settings.install().unwrap();
     layer_cases(c, "layer, EMF recorder", || {
         emf.flush_to(std::io::sink()).unwrap()

@@ -43,7 +43,10 @@ impl Intercept for TraceHeader {
         // Outside an invocation (the start's secret read), or with no trace id, the
         // request keeps whatever the SDK gave it.
         if let Ok(Some(trace)) = TRACE_ID.try_with(Clone::clone) {
-            context.request_mut().headers_mut().insert(TRACE_HEADER, trace);
+            context
+                .request_mut()
+                .headers_mut()
+                .insert(TRACE_HEADER, trace);
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use ::metrics::{Key, Label};
 use aws_sdk_dynamodb::config::interceptors::{
     BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextRef,
 };
@@ -10,7 +11,6 @@ use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_types::config_bag::{Storable, StoreReplace};
-use ::metrics::{Key, Label};
 
 use super::{DYNAMODB_CALLS, DYNAMODB_LATENCY, OPERATION, count_key, record_key};
 
@@ -53,7 +53,11 @@ pub(crate) struct DynamoDbCalls;
 impl DynamoDbCalls {
     /// `client` with this interceptor added (the caller's own client is left as it was).
     pub(crate) fn on(client: aws_sdk_dynamodb::Client) -> aws_sdk_dynamodb::Client {
-        let config = client.config().to_builder().interceptor(DynamoDbCalls).build();
+        let config = client
+            .config()
+            .to_builder()
+            .interceptor(DynamoDbCalls)
+            .build();
         aws_sdk_dynamodb::Client::from_conf(config)
     }
 }

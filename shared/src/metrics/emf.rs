@@ -35,7 +35,9 @@ pub enum EmfError {
     },
     /// [`DIMENSIONS_VAR`] is not a list of `Name=value` pairs, or names a dimension twice or
     /// one the metrics carry themselves (`Operation`, `Status`).
-    #[error("{DIMENSIONS_VAR}={value:?}: expected distinct Name=value pairs separated by commas, none named {OPERATION} or {STATUS}")]
+    #[error(
+        "{DIMENSIONS_VAR}={value:?}: expected distinct Name=value pairs separated by commas, none named {OPERATION} or {STATUS}"
+    )]
     BadDimensions {
         /// The variable's value.
         value: String,
@@ -81,7 +83,11 @@ impl EmfSettings {
             None | Some("") => function.is_some(),
             Some("on" | "true" | "1") => true,
             Some("off" | "false" | "0") => false,
-            Some(_) => return Err(EmfError::BadSwitch { value: switch.unwrap_or_default() }),
+            Some(_) => {
+                return Err(EmfError::BadSwitch {
+                    value: switch.unwrap_or_default(),
+                });
+            }
         };
         if !on {
             return Ok(None);
@@ -207,20 +213,43 @@ mod tests {
         ];
         let settings = EmfSettings::from_env(vars).unwrap().unwrap();
         assert_eq!(settings.namespace, "Shop");
-        let names: Vec<_> = settings.dimensions.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        let names: Vec<_> = settings
+            .dimensions
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect();
         assert_eq!(names, ["Service=cart", "Stage=prod"]);
         let none = [(METRICS_VAR, "on"), (DIMENSIONS_VAR, "")];
-        assert!(EmfSettings::from_env(none).unwrap().unwrap().dimensions.is_empty());
+        assert!(
+            EmfSettings::from_env(none)
+                .unwrap()
+                .unwrap()
+                .dimensions
+                .is_empty()
+        );
     }
 
     #[test]
     fn bad_values_name_the_variable() {
         let error = EmfSettings::from_env([(METRICS_VAR, "maybe")]).unwrap_err();
-        assert!(error.to_string().contains("SESSION_METRICS=\"maybe\""), "{error}");
-        for bad in ["Stage", "=x", "Stage=", "A=1,A=2", "Operation=x", "Status=1"] {
+        assert!(
+            error.to_string().contains("SESSION_METRICS=\"maybe\""),
+            "{error}"
+        );
+        for bad in [
+            "Stage",
+            "=x",
+            "Stage=",
+            "A=1,A=2",
+            "Operation=x",
+            "Status=1",
+        ] {
             let vars = [(METRICS_VAR, "on"), (DIMENSIONS_VAR, bad)];
             let error = EmfSettings::from_env(vars).unwrap_err();
-            assert!(matches!(error, EmfError::BadDimensions { .. }), "{bad}: {error}");
+            assert!(
+                matches!(error, EmfError::BadDimensions { .. }),
+                "{bad}: {error}"
+            );
         }
     }
 }

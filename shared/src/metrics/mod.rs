@@ -71,22 +71,46 @@ pub const STATUS: &str = "Status";
 
 /// Every metric with its unit and meaning, as [`describe`] registers them.
 pub const ALL: [(&str, Unit, &str); 18] = [
-    (SESSIONS_CREATED, Unit::Count, "sessions stored under a new id"),
+    (
+        SESSIONS_CREATED,
+        Unit::Count,
+        "sessions stored under a new id",
+    ),
     (SESSIONS_LOADED, Unit::Count, "sessions read and opened"),
-    (SESSIONS_RENEWED, Unit::Count, "sessions moved to a fresh id"),
+    (
+        SESSIONS_RENEWED,
+        Unit::Count,
+        "sessions moved to a fresh id",
+    ),
     (SESSIONS_DESTROYED, Unit::Count, "sessions deleted"),
     (SESSION_WRITES, Unit::Count, "writes of new session data"),
     (SESSION_TOUCHES, Unit::Count, "expiry-only writes"),
     (LOCK_WAITS, Unit::Count, "requests that waited for a lock"),
     (LOCK_WAIT_TIME, Unit::Milliseconds, "time waited for a lock"),
-    (CONFLICTS, Unit::Count, "writes refused by a concurrent request"),
+    (
+        CONFLICTS,
+        Unit::Count,
+        "writes refused by a concurrent request",
+    ),
     (ERROR_ANSWERS, Unit::Count, "the layer's error answers"),
     (DYNAMODB_CALLS, Unit::Count, "DynamoDB calls"),
-    (DYNAMODB_LATENCY, Unit::Milliseconds, "DynamoDB call latency"),
-    (SEALED_BYTES_WRITTEN, Unit::Bytes, "bytes of session data written"),
+    (
+        DYNAMODB_LATENCY,
+        Unit::Milliseconds,
+        "DynamoDB call latency",
+    ),
+    (
+        SEALED_BYTES_WRITTEN,
+        Unit::Bytes,
+        "bytes of session data written",
+    ),
     (GC_SCANNED, Unit::Count, "items the collector read"),
     (GC_DELETED, Unit::Count, "dead sessions deleted"),
-    (GC_SKIPPED_REFRESHED, Unit::Count, "dead sessions refreshed meanwhile"),
+    (
+        GC_SKIPPED_REFRESHED,
+        Unit::Count,
+        "dead sessions refreshed meanwhile",
+    ),
     (GC_THROTTLED, Unit::Count, "collector requests throttled"),
     (GC_PASSES_COMPLETE, Unit::Count, "collector passes finished"),
 ];
@@ -139,7 +163,10 @@ pub(crate) fn lock_waited(waits: u32, waited: Duration) {
 
 /// A refusal that is a conflict with another request (a lost lock or a version moved on).
 pub(crate) fn refused(error: &crate::Error) {
-    if matches!(error, crate::Error::LockLost | crate::Error::VersionConflict) {
+    if matches!(
+        error,
+        crate::Error::LockLost | crate::Error::VersionConflict
+    ) {
         count(CONFLICTS, 1);
     }
 }

@@ -160,7 +160,10 @@ impl SessionStore {
         };
         self.write(id, &changes, &record.save_guard(&self.inner.config, true))
             .await?;
-        crate::metrics::written(crate::metrics::SESSION_WRITES, changes.data.as_ref().map_or(0, String::len));
+        crate::metrics::written(
+            crate::metrics::SESSION_WRITES,
+            changes.data.as_ref().map_or(0, String::len),
+        );
         Ok(SessionRecord {
             updated_at: now,
             expire_at,

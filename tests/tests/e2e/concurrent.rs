@@ -60,7 +60,10 @@ impl Emulator {
     async fn serve(self: Arc<Self>) -> std::net::SocketAddr {
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
-            .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(response),
+            )
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .with_state(self);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -124,14 +127,23 @@ async fn next(State(emulator): State<Arc<Emulator>>) -> (HeaderMap, String) {
     ] {
         headers.insert(name, value.parse().unwrap());
     }
-    emulator.open.lock().await.insert(invocation.id, invocation.answer);
+    emulator
+        .open
+        .lock()
+        .await
+        .insert(invocation.id, invocation.answer);
     let now = emulator.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     emulator.most_in_flight.fetch_max(now, Ordering::SeqCst);
     (headers, invocation.event.to_string())
 }
 
 async fn response(State(emulator): State<Arc<Emulator>>, Path(id): Path<String>, body: Bytes) {
-    answer(&emulator, &id, serde_json::from_slice(&body).expect("a JSON answer")).await;
+    answer(
+        &emulator,
+        &id,
+        serde_json::from_slice(&body).expect("a JSON answer"),
+    )
+    .await;
 }
 
 async fn error(State(emulator): State<Arc<Emulator>>, Path(id): Path<String>, body: Bytes) {
@@ -324,7 +336,10 @@ async fn drive(emulator: &Emulator, mode: &str) {
         }
         // The first write wins, the others are refused and change nothing.
         "optimistic" => {
-            assert!(answers.iter().all(|a| a.0 == 200 || a.0 == 409), "{answers:?}");
+            assert!(
+                answers.iter().all(|a| a.0 == 200 || a.0 == 409),
+                "{answers:?}"
+            );
             assert!(!done.is_empty(), "at least one write succeeds: {answers:?}");
             assert_eq!(last, 2 + done.len() as i64 + 1, "{answers:?}");
         }

@@ -9,12 +9,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use dynamodb_session_store::gc::GarbageCollector;
 use dynamodb_session_store::metrics::emf::{
     DIMENSIONS_VAR, EmfSettings, METRICS_VAR, NAMESPACE_VAR,
 };
 use dynamodb_session_store::metrics::{self, ALL};
 use dynamodb_session_store::{Concurrency, Error, SessionLayer};
-use dynamodb_session_store::gc::GarbageCollector;
 use integration_tests::api;
 use integration_tests::{TestTable, data};
 use lambda_http::http::Method;
@@ -45,7 +45,10 @@ fn parse(records: &str) -> HashMap<String, HashMap<String, Seen>> {
             .iter()
             .map(|d| d.as_str().unwrap().to_owned())
             .collect();
-        assert_eq!(names[0], "Suite", "the configured dimension comes first: {line}");
+        assert_eq!(
+            names[0], "Suite",
+            "the configured dimension comes first: {line}"
+        );
         let dimensions: Vec<(String, String)> = names
             .iter()
             .map(|name| (name.clone(), record[name].as_str().unwrap().to_owned()))
@@ -94,7 +97,10 @@ async fn scenario() {
     let first = api::get(&layer, "/counter", None).await;
     assert_eq!(first.status, 200);
     let cookie = first.cookie();
-    assert_eq!(api::get(&layer, "/counter", Some(&cookie)).await.status, 200);
+    assert_eq!(
+        api::get(&layer, "/counter", Some(&cookie)).await.status,
+        200
+    );
     let big = json!({ "blob": integration_tests::incompressible(410_000) }).to_string();
     let refused = api::call(&layer, Method::PATCH, "/session", Some(&cookie), &big).await;
     assert_eq!(refused.status, 413);
@@ -129,7 +135,10 @@ async fn scenario() {
 
     // The collector: one dead session among the live ones.
     let keys = |items: Vec<HashMap<String, AttributeValue>>| -> Vec<AttributeValue> {
-        items.into_iter().map(|item| item["session_id"].clone()).collect()
+        items
+            .into_iter()
+            .map(|item| item["session_id"].clone())
+            .collect()
     };
     let live = keys(table.items().await);
     optimistic.create(&data(json!({}))).await.unwrap();
@@ -186,7 +195,10 @@ async fn scenario() {
     assert!(count(&seen, metrics::SEALED_BYTES_WRITTEN, "") > 0);
     let answer = &seen[metrics::ERROR_ANSWERS]["413"];
     assert_eq!(answer.value, 1);
-    assert_eq!(answer.dimensions[1], ("Status".to_owned(), "413".to_owned()));
+    assert_eq!(
+        answer.dimensions[1],
+        ("Status".to_owned(), "413".to_owned())
+    );
     assert_eq!(answer.dimensions[0], ("Suite".to_owned(), "e2e".to_owned()));
     assert_eq!(seen[metrics::ERROR_ANSWERS].len(), 1, "only the 413");
     // The collector's figures.
@@ -203,9 +215,15 @@ async fn scenario() {
             Some(calls as usize),
             "{operation}"
         );
-        assert_eq!(latency.dimensions[1], ("Operation".to_owned(), operation.to_owned()));
+        assert_eq!(
+            latency.dimensions[1],
+            ("Operation".to_owned(), operation.to_owned())
+        );
     }
-    assert!(!seen[metrics::DYNAMODB_CALLS].contains_key("Other"), "{seen:#?}");
+    assert!(
+        !seen[metrics::DYNAMODB_CALLS].contains_key("Other"),
+        "{seen:#?}"
+    );
     // A second flush has nothing new: counts start afresh per invocation.
     let mut again = Vec::new();
     emf.flush_to(&mut again).unwrap();

@@ -5,10 +5,9 @@
 //!   (and the same with sealing off, for comparison).
 //! * `seal/*`, `open/*`: sealing and opening alone, 1 KB and 64 KB.
 //! * `layer/*`: the whole layer around a trivial handler, with the SDK answering from
-//!   memory (aws-smithy-mocks), so the figure includes the SDK's request building; no
-//!   metrics recorder is installed, so every metric is the facade's no-op.
-//! * `layer, EMF recorder/*`: the same with the CloudWatch EMF recorder installed and its
-//!   records written (to a sink) after each request: what the metrics cost.
+//!   memory (aws-smithy-mocks), so the figure includes the SDK's request building.
+//! * `metrics/*`: a read and a write on `MemoryStore` with no metrics recorder, then with the
+//!   CloudWatch EMF recorder installed and flushed per request: what the metrics cost.
 //!
 //! Before the timings it prints the stored size of typical JSON sessions of 1, 8 and 64 KB
 //! with and without compression, and the write units each costs.
@@ -180,23 +179,6 @@ fn codec(c: &mut Criterion) {
 }
 
 fn layer(c: &mut Criterion) {
-    layer_cases(c, "layer", || {});
-}
-
-/// The `layer/*` cases again with the CloudWatch EMF recorder installed and flushed after
-/// each request, as session-api does; `layer/*` (run first, with no recorder) is the
-/// facade's no-op.
-fn layer_with_metrics(c: &mut Criterion) {
-    let settings = EmfSettings::from_env([(METRICS_VAR, "on")])
-        .unwrap()
-        .unwrap();
-    let emf = settings.install().unwrap();
-    layer_cases(c, "layer, EMF recorder", || {
-        emf.flush_to(std::io::sink()).unwrap()
-    });
-}
-
-fn layer_cases(c: &mut Criterion, name: &str, after_each: impl Fn()) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -244,38 +226,78 @@ fn layer_cases(c: &mut Criterion, name: &str, after_each: impl Fn()) {
         request
     };
 
-    let mut group = c.benchmark_group(name);
+    let mut group = c.benchmark_group("layer");
     group.bench_function("untouched (cookie parsed, no call)", |b| {
         b.iter(|| {
-            let response = runtime
+            runtime
                 .block_on(untouched.clone().oneshot(request()))
-                .unwrap();
-            after_each();
-            response
+                .unwrap()
         })
     });
     group.bench_function("read 1 KB (mocked GetItem)", |b| {
         b.iter(|| {
-            let response = runtime
+            runtime
                 .block_on(reading.clone().oneshot(request()))
-                .unwrap();
-            after_each();
-            response
+                .unwrap()
         })
     });
     group.bench_function("read+write 1 KB (mocked GetItem+UpdateItem)", |b| {
         b.iter(|| {
             let mut service = writing.clone();
-            let response = runtime.block_on(async {
+            runtime.block_on(async {
                 service.ready().await.unwrap();
                 service.call(request()).await.unwrap()
-            });
-            after_each();
+            })
+        })
+    });
+    group.finish();
+}
+
+/// What the metrics cost: a request that reads and writes its session (on `MemoryStore`, so
+/// the figure is the layer's CPU and the metrics'), first with no recorder installed — every
+/// metric the facade's no-op — then with the CloudWatch EMF recorder installed and its
+/// records written (to a sink) after each request, as session-api does.
+fn metrics(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (store, id) = memory_store(|c| c);
+    let cookie = format!("session={}", store.cookie_value(&id));
+    let writing = SessionLayer::new(store).layer(service_fn(|req: Request| async move {
+        let session = req.session().unwrap();
+        let n: u64 = session.get("n").await.unwrap().unwrap_or(0);
+        session.insert("n", n + 1).await.unwrap();
+        Ok::<_, std::convert::Infallible>(Response::new(Body::Empty))
+    }));
+    let request = || {
+        let mut request = Request::default();
+        request
+            .headers_mut()
+            .insert("cookie", cookie.parse().unwrap());
+        request
+    };
+    let mut group = c.benchmark_group("metrics");
+    group.bench_function("read+write (MemoryStore), no recorder", |b| {
+        b.iter(|| {
+            runtime
+                .block_on(writing.clone().oneshot(request()))
+                .unwrap()
+        })
+    });
+    let settings = EmfSettings::from_env([(METRICS_VAR, "on")]).unwrap();
+    let emf = settings.expect("on").install().unwrap();
+    group.bench_function("read+write (MemoryStore), EMF recorder, flushed", |b| {
+        b.iter(|| {
+            let response = runtime
+                .block_on(writing.clone().oneshot(request()))
+                .unwrap();
+            emf.flush_to(std::io::sink()).unwrap();
             response
         })
     });
     group.finish();
 }
 
-criterion_group!(benches, codec, sealing, layer, layer_with_metrics);
+criterion_group!(benches, codec, sealing, layer, metrics);
 criterion_main!(benches);

@@ -6,13 +6,15 @@
 //! * `seal/*`, `open/*`: sealing and opening alone, 1 KB and 64 KB.
 //! * `layer/*`: the whole layer around a trivial handler, with the SDK answering from
 //!   memory (aws-smithy-mocks), so the figure includes the SDK's request building.
+//! * `metrics/*`: a read and a write on `MemoryStore` with no metrics recorder, then with the
+//!   CloudWatch EMF recorder installed and flushed per request: what the metrics cost.
 //!
 //! Before the timings it prints, for typical JSON sessions of 1, 8 and 64 KB, the stored
 //! `data` bytes, the whole item's bytes as DynamoDB counts them and the write units a write
 //! costs, before (sealed text) and after (sealed bytes, compressed and padded), and what the
 //! padding adds.
 //!
-//! Run: `cargo bench -p dynamodb-session-store --bench middleware`
+//! Run: `cargo bench -p dynamodb-session-store --features emf --bench middleware`
 
 use std::hint::black_box;
 
@@ -27,6 +29,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cookie::Cookie;
 use criterion::{Criterion, criterion_group, criterion_main};
 use dynamodb_session_store::attributes::item_size;
+use dynamodb_session_store::metrics::emf::{EmfSettings, METRICS_VAR};
 use dynamodb_session_store::ops::StoreOps as _;
 use dynamodb_session_store::{
     Config, MemoryStore, RequestSessionExt, SessionData, SessionId, SessionLayer, SessionStore,
@@ -285,5 +288,51 @@ fn layer(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, codec, sealing, layer);
+/// What the metrics cost: a request that reads and writes its session (on `MemoryStore`, so
+/// the figure is the layer's CPU and the metrics'), first with no recorder installed — every
+/// metric the facade's no-op — then with the CloudWatch EMF recorder installed and its
+/// records written (to a sink) after each request, as session-api does.
+fn metrics(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (store, id) = memory_store(|c| c);
+    let cookie = format!("session={}", store.cookie_value(&id));
+    let writing = SessionLayer::new(store).layer(service_fn(|req: Request| async move {
+        let session = req.session().unwrap();
+        let n: u64 = session.get("n").await.unwrap().unwrap_or(0);
+        session.insert("n", n + 1).await.unwrap();
+        Ok::<_, std::convert::Infallible>(Response::new(Body::Empty))
+    }));
+    let request = || {
+        let mut request = Request::default();
+        request
+            .headers_mut()
+            .insert("cookie", cookie.parse().unwrap());
+        request
+    };
+    let mut group = c.benchmark_group("metrics");
+    group.bench_function("read+write (MemoryStore), no recorder", |b| {
+        b.iter(|| {
+            runtime
+                .block_on(writing.clone().oneshot(request()))
+                .unwrap()
+        })
+    });
+    let settings = EmfSettings::from_env([(METRICS_VAR, "on")]).unwrap();
+    let emf = settings.expect("on").install().unwrap();
+    group.bench_function("read+write (MemoryStore), EMF recorder, flushed", |b| {
+        b.iter(|| {
+            let response = runtime
+                .block_on(writing.clone().oneshot(request()))
+                .unwrap();
+            emf.flush_to(std::io::sink()).unwrap();
+            response
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, codec, sealing, layer, metrics);
 criterion_main!(benches);

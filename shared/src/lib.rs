@@ -61,6 +61,7 @@ pub mod error_handler;
 mod expression;
 pub mod gc;
 pub mod keys;
+pub mod metrics;
 pub mod ops;
 pub mod retry;
 pub mod serializer;

@@ -3,6 +3,7 @@
 //! `main.rs` only wires it up; [`routes`] is the function's contract and [`app`] builds
 //! the layered service so tests drive exactly what Lambda runs.
 
+mod invocation;
 pub mod routes;
 mod secret;
 
@@ -16,6 +17,7 @@ use lambda_http::tower::util::BoxCloneService;
 use lambda_http::tower::{Layer, ServiceExt as _};
 use lambda_http::{Body, Request, Response, service_fn};
 
+pub use invocation::{TraceHeader, run, start};
 pub use secret::{
     CURRENT, PENDING, PREVIOUS, SECRET_ARN_VARIABLE, SECRET_REFRESH_INTERVAL,
     SECRETS_MANAGER_ATTEMPT_TIMEOUT, SECRETS_MANAGER_OPERATION_TIMEOUT, SecretsManagerSource,
@@ -29,6 +31,9 @@ pub enum Error {
     /// The session store's configuration is invalid.
     #[error(transparent)]
     Config(#[from] dynamodb_session_store::Error),
+    /// A metrics variable is invalid, or the EMF recorder cannot be installed.
+    #[error(transparent)]
+    Metrics(#[from] dynamodb_session_store::metrics::emf::EmfError),
     /// The function cannot start: the secret key could not be read from Secrets Manager (the
     /// source says why).
     #[error("cannot read the session secret from Secrets Manager")]
@@ -69,9 +74,13 @@ impl Clients {
     /// Both clients from the shared AWS configuration, with their policies.
     pub fn new(aws: &SdkConfig) -> Self {
         Clients {
-            dynamodb: aws_sdk_dynamodb::Client::from_conf(resilient(aws.into()).build()),
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(
+                resilient(aws.into()).interceptor(TraceHeader).build(),
+            ),
             secrets_manager: aws_sdk_secretsmanager::Client::from_conf(
-                secrets_manager_policy(aws.into()).build(),
+                secrets_manager_policy(aws.into())
+                    .interceptor(TraceHeader)
+                    .build(),
             ),
         }
     }

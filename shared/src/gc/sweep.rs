@@ -229,6 +229,7 @@ impl<'a> Sweep<'a> {
             self.started.elapsed(),
             dry_run,
         );
+        crate::metrics::gc_reported(&report);
         match failure {
             Some(e) => {
                 tracing::warn!(error = %e, report = ?report, "garbage collection failed");

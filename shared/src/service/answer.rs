@@ -34,6 +34,7 @@ pub(crate) fn response<B: From<String>>(failure: Failure, retry_after: Duration)
     let body = serde_json::json!({ "error": message(failure) }).to_string();
     let mut response = Response::new(B::from(body));
     *response.status_mut() = status(failure);
+    crate::metrics::answered(status(failure));
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

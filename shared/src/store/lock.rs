@@ -48,6 +48,7 @@ impl SessionStore {
                 Err(error) => Err(Attempt::Failed(error)),
             }
         };
+        let mut waits = 0;
         // Jitter spreads waiters out instead of retrying in step; no sleep may end past the
         // wait's limit.
         let waited = Backoff::constant(config.lock_retry_delay)
@@ -55,9 +56,13 @@ impl SessionStore {
             .retry(
                 attempt,
                 |e| matches!(e, Attempt::Busy),
-                |_, _| tracing::debug!("session locked by another request; waiting"),
+                |_, _| {
+                    waits += 1;
+                    tracing::debug!("session locked by another request; waiting");
+                },
             )
             .await;
+        crate::metrics::lock_waited(waits, started.elapsed());
         match waited {
             Ok(item) => Ok(item.map(|item| (item, Some(token)))),
             Err(Attempt::Failed(error)) => {

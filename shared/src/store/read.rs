@@ -106,6 +106,7 @@ impl SessionStore {
             self.release(id, &record).await?;
             return Ok(None);
         }
+        crate::metrics::count(crate::metrics::SESSIONS_LOADED, 1);
         Ok(Some(record))
     }
 

@@ -239,12 +239,14 @@ pub(super) fn stale_lock_before_ms(config: &Config, now_ms: i64) -> i64 {
 
 /// Why a guarded write was refused, from the item as it stands (`None`: absent).
 pub(super) fn refusal(guard: &Guard, current: Option<&StoredItem>) -> Error {
-    match (guard, current) {
+    let error = match (guard, current) {
         (_, None) => Error::ConditionalCheckFailed,
         (Guard::Lock(_), Some(_)) => Error::LockLost,
         (Guard::Version(_), Some(_)) => Error::VersionConflict,
         (Guard::None, Some(_)) => Error::ConditionalCheckFailed,
-    }
+    };
+    crate::metrics::refused(&error);
+    error
 }
 
 /// Identifies the request that holds a session's lock: random, unique per acquisition.

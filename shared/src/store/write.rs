@@ -57,6 +57,7 @@ impl SessionStore {
             record.bound_at = item.bound_at;
             record.bound_user = record.user.clone();
             if self.bounded(self.inner.backend.insert(&key, &item)).await? {
+                crate::metrics::written(crate::metrics::SESSIONS_CREATED, item.data.len());
                 return Ok((id, record));
             }
             tracing::warn!("fresh session id collided with a stored session; drawing another");
@@ -114,7 +115,10 @@ impl SessionStore {
                 .bounded(self.inner.backend.replace(&old_key, &guard, &key, &item))
                 .await?;
             match replaced {
-                Replaced::Applied => return Ok((id, renewed)),
+                Replaced::Applied => {
+                    crate::metrics::written(crate::metrics::SESSIONS_RENEWED, item.data.len());
+                    return Ok((id, renewed));
+                }
                 Replaced::Collision => {
                     tracing::warn!(
                         "fresh session id collided with a stored session; drawing another"
@@ -156,6 +160,10 @@ impl SessionStore {
         };
         self.write(id, &changes, &record.save_guard(&self.inner.config, true))
             .await?;
+        crate::metrics::written(
+            crate::metrics::SESSION_WRITES,
+            changes.data.as_ref().map_or(0, String::len),
+        );
         Ok(SessionRecord {
             updated_at: now,
             expire_at,
@@ -186,6 +194,7 @@ impl SessionStore {
         };
         self.write(id, &changes, &record.save_guard(&self.inner.config, false))
             .await?;
+        crate::metrics::count(crate::metrics::SESSION_TOUCHES, 1);
         Ok(SessionRecord {
             updated_at: now,
             expire_at,
@@ -234,7 +243,10 @@ impl SessionStore {
             .bounded(self.inner.backend.delete(&keys::table_key(id), &guard))
             .await?
         {
-            Written::Applied | Written::Refused(None) => Ok(()),
+            Written::Applied | Written::Refused(None) => {
+                crate::metrics::count(crate::metrics::SESSIONS_DESTROYED, 1);
+                Ok(())
+            }
             Written::Refused(Some(current)) => Err(refusal(&guard, Some(&current))),
         }
     }
@@ -252,8 +264,9 @@ impl SessionStore {
                 .backend
                 .delete(&keys::table_key(id), &Guard::None),
         )
-        .await
-        .map(drop)
+        .await?;
+        crate::metrics::count(crate::metrics::SESSIONS_DESTROYED, 1);
+        Ok(())
     }
 
     /// One guarded update, its refusal turned into the guard's typed error.

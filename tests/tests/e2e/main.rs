@@ -34,6 +34,7 @@ macro_rules! on_both {
     };
 }
 
+mod concurrent;
 mod config;
 mod conformance;
 mod deadline;
@@ -48,6 +49,7 @@ mod hosts;
 mod item_size;
 mod locking;
 mod lost_answers;
+mod metrics;
 mod revocation;
 mod rotation;
 mod sealing;

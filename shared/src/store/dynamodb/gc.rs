@@ -47,6 +47,7 @@ impl DynamoDbBackend {
             .until(retry.until)
             .retry(request, is_transient, |e, delay| {
                 retry.retries.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::gc_retried(e.as_service_error().and_then(|e| e.code()));
                 tracing::debug!(
                     code = e.as_service_error().and_then(|e| e.code()),
                     ?delay,

@@ -54,7 +54,7 @@ impl std::fmt::Debug for DynamoDbBackend {
 impl DynamoDbBackend {
     pub(crate) fn new(client: Client, table: String, key_attribute: String) -> Self {
         DynamoDbBackend {
-            client,
+            client: crate::metrics::DynamoDbCalls::on(client),
             table,
             key_attribute,
         }

@@ -18,5 +18,8 @@ fn outside_lambda_the_bootstrap_stops_naming_what_is_missing() {
     assert!(!output.status.success(), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("AWS_LAMBDA_FUNCTION_NAME"), "{stderr}");
-    assert!(started.elapsed() < Duration::from_secs(30), "it waited for something");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "it waited for something"
+    );
 }

@@ -29,6 +29,7 @@
 //! | [`attributes`] | the item layout |
 //! | [`ops`] | the operators' API, for tools such as `sessionctl` |
 //! | [`retry`] | the one backoff every retry loop (the functions' too) waits with |
+//! | [`metrics`] | the metric names the layer and the collector record (CloudWatch EMF with `emf`) |
 //! | `tower_sessions` | (feature `tower-sessions`) the store under tower-sessions and axum-login |
 //!
 //! # Examples

@@ -5,7 +5,7 @@
 use std::process::Command;
 
 #[test]
-fn help_lists_every_command_and_version_names_the_binary() {
+fn help_lists_every_command_each_has_its_own_and_version_names_the_binary() {
     let binary = env!("CARGO_BIN_EXE_sessionctl");
     let help = Command::new(binary).arg("--help").output().expect("runs");
     assert!(help.status.success(), "{help:?}");
@@ -22,6 +22,16 @@ fn help_lists_every_command_and_version_names_the_binary() {
             text.lines()
                 .any(|line| line.trim_start().starts_with(command)),
             "`{command}` missing from:\n{text}"
+        );
+        let help = Command::new(binary)
+            .args([command, "--help"])
+            .output()
+            .expect("runs");
+        assert!(help.status.success(), "{command} --help: {help:?}");
+        let usage = format!("Usage: sessionctl {command}");
+        assert!(
+            String::from_utf8_lossy(&help.stdout).contains(&usage),
+            "`{usage}` missing: {help:?}"
         );
     }
 

@@ -15,8 +15,8 @@ use hyper::{Request, Response, StatusCode};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-/// How often each fault happens, as fractions of all requests.
-#[derive(Debug, Clone, Copy)]
+/// How often each fault happens, as fractions of all requests (`Default`: never).
+#[derive(Debug, Clone, Copy, Default)]
 pub struct FaultRates {
     /// HTTP 400 `ProvisionedThroughputExceededException`.
     pub throttle: f64,

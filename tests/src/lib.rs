@@ -12,6 +12,7 @@ pub mod capture;
 pub mod conformance;
 pub mod conformance_gc;
 pub mod fault_proxy;
+pub mod faulty;
 pub mod omit;
 pub mod secrets;
 pub mod tables;

@@ -23,7 +23,7 @@
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, Once};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_sdk_dynamodb::config::interceptors::{
     BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextMut,
@@ -31,20 +31,16 @@ use aws_sdk_dynamodb::config::interceptors::{
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_dynamodb::types::error::{InternalServerError, ProvisionedThroughputExceededException};
 use aws_smithy_runtime_api::client::orchestrator::OrchestratorError;
 use dynamodb_session_store::attributes::{CREATED_AT, EXPIRE_AT, LOCKED_AT, UPDATED_AT};
-use dynamodb_session_store::backend::{
-    Changes, Guard, Locked, Replaced, SessionBackend, StoredItem, Written,
-};
 use dynamodb_session_store::gc::{CHECKPOINT_KEY, GarbageCollector, PassStatus};
 use dynamodb_session_store::ops::StoreOps as _;
 use dynamodb_session_store::{
-    Concurrency, Config, Error, MemoryStore, RequestSessionExt, Result as StoreResult, SessionId,
-    SessionLayer, SessionStore,
+    Concurrency, Config, Error, RequestSessionExt, SessionId, SessionLayer, SessionStore,
 };
 use futures::FutureExt as _;
 use http::{Request, Response, StatusCode, header};
+use integration_tests::faulty::{Armed, Faulty, WriteFault, unix_now};
 use integration_tests::omit::OmitOldItems;
 use integration_tests::{SECRET, TestTable, client_config, operation_name};
 use proptest::prelude::*;
@@ -102,14 +98,6 @@ enum Ending {
     Err,
     Status500,
     Panic,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum WriteFault {
-    Throttle,
-    Server,
-    /// Applied, then answered with a 5xx.
-    Lost,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -679,143 +667,6 @@ impl ReferenceStateMachine for Model {
     }
 }
 
-// ---------------------------------------------------------------------------------------
-// The backend under test: MemoryStore, failing once when told to, aged to move time.
-
-#[derive(Debug, Default)]
-struct Armed {
-    read: bool,
-    write: Option<WriteFault>,
-    read_fired: bool,
-    write_fired: bool,
-}
-
-#[derive(Debug, Clone, Default)]
-struct Faulty {
-    inner: MemoryStore,
-    armed: Arc<Mutex<Armed>>,
-}
-
-fn throttled() -> Error {
-    Error::DynamoDb(Box::new(
-        aws_sdk_dynamodb::Error::ProvisionedThroughputExceededException(
-            ProvisionedThroughputExceededException::builder()
-                .message("injected throttling")
-                .build(),
-        ),
-    ))
-}
-
-fn server_error() -> Error {
-    Error::DynamoDb(Box::new(aws_sdk_dynamodb::Error::InternalServerError(
-        InternalServerError::builder()
-            .message("injected 5xx")
-            .build(),
-    )))
-}
-
-impl Faulty {
-    fn read_fails(&self) -> bool {
-        let mut armed = self.armed.lock().unwrap();
-        std::mem::take(&mut armed.read) && {
-            armed.read_fired = true;
-            true
-        }
-    }
-
-    fn write_fault(&self) -> Option<WriteFault> {
-        let mut armed = self.armed.lock().unwrap();
-        let fault = armed.write.take();
-        armed.write_fired |= fault.is_some();
-        fault
-    }
-
-    /// Runs a write under the armed fault, if any.
-    async fn written<T>(&self, call: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
-        match self.write_fault() {
-            None => call.await,
-            Some(WriteFault::Throttle) => Err(throttled()),
-            Some(WriteFault::Server) => Err(server_error()),
-            Some(WriteFault::Lost) => {
-                call.await?;
-                Err(server_error())
-            }
-        }
-    }
-
-    /// Moves every stored timestamp back by `secs`: the clock moving forward.
-    async fn age(&self, secs: i64) {
-        for (key, mut item) in self.inner.items_snapshot() {
-            item.created_at -= secs;
-            item.updated_at -= secs;
-            item.expire_at = item.expire_at.map(|t| t - secs);
-            if let Some(lock) = &mut item.lock {
-                lock.locked_at_ms -= secs * 1000;
-            }
-            self.inner.delete(&key, &Guard::None).await.unwrap();
-            assert!(self.inner.insert(&key, &item).await.unwrap());
-        }
-    }
-
-    fn live_items(&self) -> usize {
-        let now = unix_now();
-        self.inner
-            .items_snapshot()
-            .iter()
-            .filter(|(key, item)| {
-                !key.starts_with(SessionStore::REVOCATION_MARKER_PREFIX)
-                    && item.expire_at.is_none_or(|t| t > now)
-            })
-            .count()
-    }
-}
-
-#[async_trait::async_trait]
-impl SessionBackend for Faulty {
-    async fn get(&self, key: &str, consistent: bool) -> StoreResult<Option<StoredItem>> {
-        if self.read_fails() {
-            return Err(throttled());
-        }
-        self.inner.get(key, consistent).await
-    }
-    async fn insert(&self, key: &str, item: &StoredItem) -> StoreResult<bool> {
-        self.written(self.inner.insert(key, item)).await
-    }
-    async fn lock(&self, key: &str, owner: &str, now_ms: i64, stale: i64) -> StoreResult<Locked> {
-        if self.read_fails() {
-            return Err(server_error());
-        }
-        self.inner.lock(key, owner, now_ms, stale).await
-    }
-    async fn update(&self, key: &str, changes: &Changes, guard: &Guard) -> StoreResult<Written> {
-        self.written(self.inner.update(key, changes, guard)).await
-    }
-    async fn delete(&self, key: &str, guard: &Guard) -> StoreResult<Written> {
-        self.written(self.inner.delete(key, guard)).await
-    }
-    async fn replace(
-        &self,
-        old: &str,
-        guard: &Guard,
-        new: &str,
-        item: &StoredItem,
-    ) -> StoreResult<Replaced> {
-        self.written(self.inner.replace(old, guard, new, item))
-            .await
-    }
-    async fn sessions_of(
-        &self,
-        user_hash: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> StoreResult<(Vec<String>, Option<String>)> {
-        self.inner.sessions_of(user_hash, after, limit).await
-    }
-    async fn get_many(&self, keys: &[String]) -> StoreResult<Vec<(String, StoredItem)>> {
-        self.inner.get_many(keys).await
-    }
-}
-
 /// The local DynamoDB (moto), failing once when told to by an interceptor on the layer's
 /// client, and never returning the old item of a failed condition ([`OmitOldItems`]).
 struct Moto {
@@ -862,6 +713,9 @@ impl Intercept for MotoFaults {
                     WriteFault::Lost => {
                         *self.losing.lock().unwrap() = true;
                         Ok(())
+                    }
+                    WriteFault::Retried => {
+                        unreachable!("the model arms no retried write (see e2e lost_answers)")
                     }
                 }
             }
@@ -1008,13 +862,6 @@ impl Backend {
             .expect("collector builds"),
         }
     }
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 // ---------------------------------------------------------------------------------------

@@ -34,6 +34,30 @@ fn upstream() -> Option<String> {
     }
 }
 
+/// A store on `table` whose every call goes through `proxy`, with session-api's retries, a
+/// 30 s lock expiry and a 2 s lock wait.
+async fn store_behind(
+    proxy: &FaultProxy,
+    table: &TestTable,
+    concurrency: Concurrency,
+) -> SessionStore {
+    let faulty = Client::from_conf(
+        session_api::resilient(client_config().await.endpoint_url(&proxy.url)).build(),
+    );
+    SessionStore::new(
+        Config::builder()
+            .table_name(&table.name)
+            .secret_key(SECRET)
+            .concurrency(concurrency)
+            .lock_expiry_time(Duration::from_secs(30))
+            .lock_max_wait_time(Duration::from_secs(2))
+            .dynamo_db_client(faulty)
+            .build()
+            .unwrap(),
+    )
+    .unwrap()
+}
+
 async fn call(
     layer: &SessionLayer,
     method: Method,
@@ -112,21 +136,7 @@ async fn survive_faults(test: &str, concurrency: Concurrency, seed: u64) {
     };
     let table = TestTable::new(test).await;
     let proxy = FaultProxy::start(&upstream, RATES, seed).await;
-    let faulty = Client::from_conf(
-        session_api::resilient(client_config().await.endpoint_url(&proxy.url)).build(),
-    );
-    let store = SessionStore::new(
-        Config::builder()
-            .table_name(&table.name)
-            .secret_key(SECRET)
-            .concurrency(concurrency)
-            .lock_expiry_time(Duration::from_secs(30))
-            .lock_max_wait_time(Duration::from_secs(2))
-            .dynamo_db_client(faulty)
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
+    let store = store_behind(&proxy, &table, concurrency).await;
     let layer = SessionLayer::new(store);
     let observer = table.store(|c| c);
 
@@ -205,27 +215,11 @@ async fn a_lock_and_read_that_fails_leaves_no_lock() {
         .await
         .unwrap();
     let every_answer_lost = FaultRates {
-        throttle: 0.0,
-        server_error: 0.0,
-        drop_before: 0.0,
         drop_after: 1.0,
+        ..FaultRates::default()
     };
     let proxy = FaultProxy::start(&upstream, every_answer_lost, 1).await;
-    let faulty = Client::from_conf(
-        session_api::resilient(client_config().await.endpoint_url(&proxy.url)).build(),
-    );
-    let store = SessionStore::new(
-        Config::builder()
-            .table_name(&table.name)
-            .secret_key(SECRET)
-            .concurrency(Concurrency::Pessimistic)
-            .lock_expiry_time(Duration::from_secs(30))
-            .lock_max_wait_time(Duration::from_secs(2))
-            .dynamo_db_client(faulty)
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
+    let store = store_behind(&proxy, &table, Concurrency::Pessimistic).await;
     store.load(&id).await.expect_err("no answer ever arrives");
     assert!(
         proxy.counts.dropped_after.load(Ordering::Relaxed) > 0,

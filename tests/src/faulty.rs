@@ -25,6 +25,19 @@ pub enum WriteFault {
     Retried,
 }
 
+impl WriteFault {
+    /// Whether the write is stored despite the fault.
+    pub fn applies(self) -> bool {
+        matches!(self, WriteFault::Lost | WriteFault::Retried)
+    }
+
+    /// Whether the caller is told the write failed: a retry that meets its own first
+    /// attempt is not a failure.
+    pub fn fails(self) -> bool {
+        self != WriteFault::Retried
+    }
+}
+
 /// What is armed, and what fired.
 #[derive(Debug, Default)]
 pub struct Armed {

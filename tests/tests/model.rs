@@ -7,7 +7,8 @@
 //! inserts, removes, clears, binds a user, sets its own lifetime, renews, destroys, revokes
 //! and lists, then ends with `Ok`, `Err` through `?`, a 500 or a panic. Between requests time
 //! moves (expiry, touch, lock expiry), two tabs of one client race on one session, and the
-//! backend fails once: throttling, a 5xx, or a write whose response is lost after it applied.
+//! backend fails once: throttling, a 5xx, or a write whose response is lost after it applied
+//! (for good, or retried by the SDK, the retry meeting its own first attempt).
 //!
 //! Replaying: `MODEL_SEED=<n>` fixes the seed (default 20261203), `MODEL_CASES=<n>` the number
 //! of sequences (default 500). `./scripts/test` prints the random seed it ran with; a failure
@@ -28,10 +29,12 @@ use std::time::Duration;
 use aws_sdk_dynamodb::config::interceptors::{
     BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextMut,
 };
+use aws_sdk_dynamodb::config::retry::{RetryPartition, TokenBucket};
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_runtime_api::client::orchestrator::OrchestratorError;
+use aws_smithy_runtime_api::client::result::ConnectorError;
 use dynamodb_session_store::attributes::{CREATED_AT, EXPIRE_AT, LOCKED_AT, UPDATED_AT};
 use dynamodb_session_store::gc::{CHECKPOINT_KEY, GarbageCollector, PassStatus};
 use dynamodb_session_store::ops::StoreOps as _;
@@ -170,6 +173,7 @@ fn request() -> impl Strategy<Value = Req> {
         1 => Just(Fault::Write(WriteFault::Throttle)),
         1 => Just(Fault::Write(WriteFault::Server)),
         1 => Just(Fault::Write(WriteFault::Lost)),
+        1 => Just(Fault::Write(WriteFault::Retried)),
     ];
     (
         0..CLIENTS,
@@ -469,7 +473,7 @@ impl Model {
                     (self.mode, stored, r.fault)
                 {
                     p.write_fault_fires = true;
-                    if f != WriteFault::Lost {
+                    if !f.applies() {
                         self.sessions[s].locked_until = self.now + LOCK_EXPIRY;
                     }
                 }
@@ -506,16 +510,13 @@ impl Model {
             p.write_fault_fires = write_fault.is_some();
             // An unconditional delete also removes an expired item still stored.
             let target = stored.or(named);
-            match write_fault {
-                None | Some(WriteFault::Lost) => {
-                    if let Some(s) = target {
-                        self.sessions[s].ended = true;
-                    }
-                }
-                _ => {}
+            if write_fault.is_none_or(WriteFault::applies)
+                && let Some(s) = target
+            {
+                self.sessions[s].ended = true;
             }
             match write_fault {
-                None => p.removed = true,
+                None | Some(WriteFault::Retried) => p.removed = true,
                 Some(_) => fails(&mut p, Write::Explicit),
             }
             return p;
@@ -528,16 +529,16 @@ impl Model {
             None if !changed => {}
             None => {
                 p.write_fault_fires = write_fault.is_some();
-                if write_fault.is_none() || write_fault == Some(WriteFault::Lost) {
+                if write_fault.is_none_or(WriteFault::applies) {
                     let t = self.create(data, user, own);
-                    if write_fault.is_some() {
+                    if write_fault.is_some_and(WriteFault::fails) {
                         self.sessions[t].orphan = true;
                     } else {
                         p.issued = Some(t);
                         self.give(r.client, Some(t));
                     }
                 }
-                if write_fault.is_some() {
+                if write_fault.is_some_and(WriteFault::fails) {
                     let kind = if explicit_create {
                         Write::Explicit
                     } else {
@@ -548,20 +549,20 @@ impl Model {
             }
             Some(s) => {
                 let touch_due = self.now - self.sessions[s].last >= TOUCH_AFTER;
-                let applies = write_fault.is_none() || write_fault == Some(WriteFault::Lost);
+                let applies = write_fault.is_none_or(WriteFault::applies);
                 if renew {
                     p.write_fault_fires = write_fault.is_some();
                     if applies {
                         self.sessions[s].ended = true;
                         let t = self.create(data, user, own);
-                        if write_fault.is_some() {
+                        if write_fault.is_some_and(WriteFault::fails) {
                             self.sessions[t].orphan = true;
                         } else {
                             p.issued = Some(t);
                             self.give(r.client, Some(t));
                         }
                     }
-                    if write_fault.is_some() {
+                    if write_fault.is_some_and(WriteFault::fails) {
                         fails(&mut p, Write::Explicit);
                     }
                 } else if changed || touch_due {
@@ -573,7 +574,7 @@ impl Model {
                         sess.own_stale = own;
                         sess.last = self.now;
                     }
-                    if write_fault.is_some() {
+                    if write_fault.is_some_and(WriteFault::fails) {
                         let kind = if changed {
                             Write::Plain
                         } else {
@@ -675,11 +676,13 @@ struct Moto {
 }
 
 /// Fails the session's read (GetItem, or the lock's UpdateItem) or the first write, before
-/// it is sent (as after the SDK's retries); or drops a write's answer after it applied.
+/// it is sent (as after the SDK's retries); or drops a write's answer after it applied, for
+/// good or (retried) as a lost connection the SDK sends the write again after.
 #[derive(Debug, Clone)]
 struct MotoFaults {
     armed: Arc<Mutex<Armed>>,
     losing: Arc<Mutex<bool>>,
+    retrying: Arc<Mutex<bool>>,
 }
 
 impl Intercept for MotoFaults {
@@ -715,11 +718,30 @@ impl Intercept for MotoFaults {
                         Ok(())
                     }
                     WriteFault::Retried => {
-                        unreachable!("the model arms no retried write (see e2e lost_answers)")
+                        *self.retrying.lock().unwrap() = true;
+                        Ok(())
                     }
                 }
             }
         }
+    }
+
+    fn modify_before_attempt_completion(
+        &self,
+        context: &mut FinalizerInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        // An applied first attempt whose answer is lost on the wire: the SDK sends it again.
+        if let Some(result) = context.output_or_error_mut()
+            && result.is_ok()
+            && std::mem::take(&mut *self.retrying.lock().unwrap())
+        {
+            *result = Err(OrchestratorError::connector(ConnectorError::io(
+                "injected loss of the answer, retried".into(),
+            )));
+        }
+        Ok(())
     }
 
     fn modify_before_completion(
@@ -744,10 +766,16 @@ impl Moto {
         let faults = MotoFaults {
             armed: armed.clone(),
             losing: Default::default(),
+            retrying: Default::default(),
         };
+        // session-api's retries without a retry quota: the SDK's quota is per partition and
+        // process, and the retried faults of many cases would use it up.
+        let unlimited = RetryPartition::custom("model")
+            .token_bucket(TokenBucket::unlimited())
+            .build();
         let client = aws_sdk_dynamodb::Client::from_conf(
-            client_config()
-                .await
+            session_api::resilient(client_config().await)
+                .retry_partition(unlimited)
                 .interceptor(faults)
                 .interceptor(OmitOldItems::default())
                 .build(),

@@ -56,7 +56,9 @@ impl SessionStore {
             let item = self.stored(&id, &key, framed.clone(), &record);
             record.bound_at = item.bound_at;
             record.bound_user = record.user.clone();
-            if self.bounded(self.inner.backend.insert(&key, &item)).await? {
+            if self.bounded(self.inner.backend.insert(&key, &item)).await?
+                || self.holds_own_write(&key, &item.data).await?
+            {
                 crate::metrics::written(crate::metrics::SESSIONS_CREATED, item.data.len());
                 return Ok((id, record));
             }
@@ -114,18 +116,23 @@ impl SessionStore {
             let replaced = self
                 .bounded(self.inner.backend.replace(&old_key, &guard, &key, &item))
                 .await?;
+            // The new item present (and the old one gone) is also what a retry meets after
+            // its first attempt applied: the new item being this write's own proves it landed.
+            let landed_before = matches!(replaced, Replaced::Collision | Replaced::Refused(None))
+                && self.holds_own_write(&key, &item.data).await?;
             match replaced {
-                Replaced::Applied => {
-                    crate::metrics::written(crate::metrics::SESSIONS_RENEWED, item.data.len());
-                    return Ok((id, renewed));
-                }
+                _ if landed_before => {}
+                Replaced::Applied => {}
                 Replaced::Collision => {
                     tracing::warn!(
                         "fresh session id collided with a stored session; drawing another"
-                    )
+                    );
+                    continue;
                 }
                 Replaced::Refused(current) => return Err(refusal(&guard, current.as_ref())),
             }
+            crate::metrics::written(crate::metrics::SESSIONS_RENEWED, item.data.len());
+            return Ok((id, renewed));
         }
         Err(Error::IdCollision { attempts })
     }
@@ -287,8 +294,27 @@ impl SessionStore {
                 tracing::debug!("a retried write found its own first attempt applied");
                 Ok(())
             }
+            // A touch (no data) refused while the item already has exactly its timestamps: its
+            // own first attempt (whose answer was lost) applied, or a concurrent write left
+            // the session as fresh; either way what it asked for holds, and its lock is gone.
+            Written::Refused(Some(current)) if touch_holds(changes, &current) => {
+                tracing::debug!("a refused touch found the session already as it wanted");
+                Ok(())
+            }
             Written::Refused(current) => Err(refusal(guard, current.as_ref())),
         }
+    }
+
+    /// Whether `key` holds exactly `data`, read consistently: a write whose answer was lost
+    /// after it applied and that the SDK sent again meets its own first attempt. Sealed data
+    /// carries a random nonce, so only this write can have stored those bytes; plain data
+    /// proves nothing (another writer may have stored the same), and is never claimed.
+    async fn holds_own_write(&self, key: &str, data: &str) -> Result<bool> {
+        if !self.inner.config.seal_data {
+            return Ok(false);
+        }
+        let stored = self.bounded(self.inner.backend.get(key, true)).await?;
+        Ok(stored.is_some_and(|stored| stored.data == data))
     }
 
     /// The item a record is stored as under `key`, its data sealed for `id`.
@@ -326,4 +352,11 @@ impl SessionStore {
             (a, b) => a.or(b),
         }
     }
+}
+
+/// Whether `changes` is a touch (new timestamps, no data) that `current` already reflects.
+fn touch_holds(changes: &Changes, current: &StoredItem) -> bool {
+    changes.data.is_none()
+        && changes.updated_at == Some(current.updated_at)
+        && changes.expire_at == Some(current.expire_at)
 }

@@ -289,7 +289,10 @@ impl SessionStore {
             // exactly the one sent proves the write landed — answering a conflict would say
             // "nothing was written" and invite the client to apply its change twice.
             Written::Refused(Some(current))
-                if self.inner.config.seal_data && changes.data.as_ref() == Some(&current.data) =>
+                if changes
+                    .data
+                    .as_deref()
+                    .is_some_and(|sent| self.is_own(sent, &current)) =>
             {
                 tracing::debug!("a retried write found its own first attempt applied");
                 Ok(())
@@ -314,7 +317,13 @@ impl SessionStore {
             return Ok(false);
         }
         let stored = self.bounded(self.inner.backend.get(key, true)).await?;
-        Ok(stored.is_some_and(|stored| stored.data == data))
+        Ok(stored.is_some_and(|stored| self.is_own(data, &stored)))
+    }
+
+    /// Whether `stored` holds exactly the sealed bytes this write sent (see
+    /// [`holds_own_write`](Self::holds_own_write)); never for plain data.
+    fn is_own(&self, sent: &str, stored: &StoredItem) -> bool {
+        self.inner.config.seal_data && stored.data == sent
     }
 
     /// The item a record is stored as under `key`, its data sealed for `id`.

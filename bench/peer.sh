@@ -175,6 +175,9 @@ export AWS_DYNAMO_DB_SESSION_TABLE_NAME=peer-session-api
 export AWS_DYNAMO_DB_SESSION_SECRET_KEY=peer-benchmark-secret-0123456789abcdef
 export AWS_DYNAMO_DB_SESSION_MAX_STALE=1800
 export AWS_DYNAMO_DB_SESSION_COOKIE_SECURE=false
+# The roots a deployed session-api trusts (no endpoint override there): here the endpoint
+# override is moto's, over plain HTTP, so the choice changes only what the cold start loads.
+export SESSION_TLS_ROOTS=amazon
 "$ROOT/target/debug/examples/create_table" >"$WORK/create_table.log" 2>&1
 
 EMULATOR_PORT="$(free_port)"

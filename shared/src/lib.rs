@@ -29,6 +29,7 @@
 //! | [`attributes`] | the item layout |
 //! | [`ops`] | the operators' API, for tools such as `sessionctl` |
 //! | [`retry`] | the one backoff every retry loop (the functions' too) waits with |
+//! | [`sdk`] | the AWS SDK configuration the functions load (TLS roots that cost no cold start) |
 //! | [`metrics`] | the metric names the layer and the collector record (CloudWatch EMF with `emf`) |
 //! | `tower_sessions` | (feature `tower-sessions`) the store under tower-sessions and axum-login |
 //!
@@ -65,6 +66,7 @@ pub mod keys;
 pub mod metrics;
 pub mod ops;
 pub mod retry;
+pub mod sdk;
 pub mod serializer;
 pub mod service;
 mod session;

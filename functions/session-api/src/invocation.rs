@@ -70,7 +70,7 @@ pub async fn start() -> Result<(), lambda_http::Error> {
     // Manager only when a cookie signed by a newer secret arrives). Every request's time
     // budget is the earlier of its invocation's deadline and the function's own Timeout
     // (see app_with), whatever an emulator reports.
-    let aws = aws_config::load_from_env().await;
+    let aws = dynamodb_session_store::sdk::load(std::env::vars()).await?;
     let layer = crate::layer_from_env(&aws, std::env::vars().collect()).await?;
     run(crate::app(layer), metrics).await
 }

@@ -16,7 +16,7 @@ async fn main() -> Result<(), Error> {
         .transpose()?;
     // The client and the configuration are made once per cold start; a bad variable fails
     // the start, naming the variable and its value, before anything is deleted.
-    let aws = aws_config::load_from_env().await;
+    let aws = dynamodb_session_store::sdk::load(std::env::vars()).await?;
     let handler = Handler::from_env(std::env::vars(), aws_sdk_dynamodb::Client::new(&aws))?;
     lambda_runtime::run(service_fn(|event| async {
         let report = handler.handle(event).await;

@@ -196,7 +196,14 @@ impl SessionStore {
     pub async fn from_env() -> Result<Self> {
         let mut config = Config::from_env()?;
         if config.dynamo_db_client.is_none() {
-            let aws = aws_config::load_from_env().await;
+            let aws =
+                crate::sdk::load(std::env::vars())
+                    .await
+                    .map_err(|e| Error::InvalidConfig {
+                        value: e.value.clone(),
+                        origin: crate::sdk::TRUST_ROOTS_VARIABLE.to_string(),
+                        reason: "expected \"amazon\" or \"system\"".to_string(),
+                    })?;
             config.dynamo_db_client = Some(Client::new(&aws));
         }
         SessionStore::new(config)

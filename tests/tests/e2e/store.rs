@@ -268,3 +268,43 @@ async fn rewind(
     set_number(table, "created_at", record.created_at - seconds).await;
     set_number(table, "updated_at", record.updated_at - seconds).await;
 }
+
+/// The functions' HTTPS client (`sdk::load`), on either trust store, carries the store's
+/// calls: its embedded roots parse where the SDK parses them (when the connector is built),
+/// and against an account (`AWS_ENDPOINT_URL_DYNAMODB` unset) the Amazon roots verify
+/// DynamoDB's real certificate.
+#[tokio::test]
+async fn the_functions_http_client_carries_the_calls_on_either_trust_store() {
+    use dynamodb_session_store::sdk::TrustRoots;
+    for roots in [TrustRoots::Amazon, TrustRoots::System] {
+        let client = aws_sdk_dynamodb::Client::from_conf(
+            integration_tests::client_config()
+                .await
+                .http_client(roots.http_client())
+                .build(),
+        );
+        let table = TestTable::new(&format!("trust_roots_{roots:?}")).await;
+        let store = SessionStore::new(
+            table
+                .config()
+                .dynamo_db_client(client)
+                .build()
+                .expect("valid config"),
+        )
+        .unwrap();
+        let (id, _) = store
+            .create(&data(json!({"roots": format!("{roots:?}")})))
+            .await
+            .unwrap();
+        let loaded = store
+            .load(&id)
+            .await
+            .unwrap()
+            .expect("the session just created");
+        assert_eq!(
+            loaded.data["roots"],
+            json!(format!("{roots:?}")),
+            "{roots:?}"
+        );
+    }
+}

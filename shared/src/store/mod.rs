@@ -188,11 +188,14 @@ impl SessionStore {
     }
 
     /// Builds a store from the process environment: [`Config::from_env`] with a client from
-    /// the default AWS configuration (region, credentials and `AWS_ENDPOINT_URL_DYNAMODB`).
+    /// the default AWS configuration (region, credentials and `AWS_ENDPOINT_URL_DYNAMODB`),
+    /// loaded by [`sdk::load`](crate::sdk::load): its HTTPS trusts Amazon's roots where
+    /// that is enough, the system's otherwise (`SESSION_TLS_ROOTS` chooses).
     ///
     /// # Errors
     ///
-    /// As [`Config::from_env`] and [`SessionStore::new`].
+    /// As [`Config::from_env`] and [`SessionStore::new`]; [`Error::InvalidConfig`] for a
+    /// `SESSION_TLS_ROOTS` other than `amazon` or `system`.
     pub async fn from_env() -> Result<Self> {
         let mut config = Config::from_env()?;
         if config.dynamo_db_client.is_none() {

@@ -6,11 +6,12 @@
 //! first connector is built, at every cold start: on this project's machine 3–4 ms of a
 //! 10 ms cold start, and a few hundred KB of memory, for about 150 roots of which AWS's
 //! endpoints use one. [`load`] trusts only the roots of Amazon Trust Services
-//! ([`TrustRoots::Amazon`]), embedded in the binary, where that is certainly enough: no
-//! endpoint override and a region of the commercial partition. Elsewhere — DynamoDB Local or
-//! another endpoint, China, GovCloud and the isolated partitions, a TLS-inspecting proxy —
-//! it keeps the system's store ([`TrustRoots::System`]); `SESSION_TLS_ROOTS` chooses either
-//! explicitly.
+//! ([`TrustRoots::Amazon`]), embedded in the binary, where those are the roots the
+//! endpoints chain to: no endpoint override and a region of the commercial partition.
+//! Elsewhere — DynamoDB Local or another endpoint, China, GovCloud and the isolated
+//! partitions — it keeps the system's store ([`TrustRoots::System`]). `SESSION_TLS_ROOTS`
+//! chooses either explicitly: `system` behind a TLS-inspecting proxy, whose authority only
+//! the system's store holds.
 //!
 //! # Examples
 //!

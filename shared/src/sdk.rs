@@ -46,17 +46,42 @@ pub enum TrustRoots {
     System,
 }
 
+/// What `SESSION_TLS_ROOTS` may hold, for its error messages.
+const EXPECTED: &str = "expected \"amazon\" or \"system\"";
+
 /// `SESSION_TLS_ROOTS` holds neither `amazon` nor `system`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{TRUST_ROOTS_VARIABLE}={value:?}: expected \"amazon\" or \"system\"")]
+#[error("{TRUST_ROOTS_VARIABLE}={value:?}: {EXPECTED}")]
 pub struct InvalidTrustRoots {
     /// The value found.
     pub value: String,
 }
 
+impl InvalidTrustRoots {
+    /// As the library's error, for [`SessionStore::from_env`](crate::SessionStore::from_env):
+    /// a configuration value refused, like the store's own variables. (Not a `From`: one
+    /// more source type for the library's error would break `?`'s inference in callers.)
+    pub(crate) fn into_library_error(self) -> crate::Error {
+        crate::Error::invalid(TRUST_ROOTS_VARIABLE, self.value, EXPECTED)
+    }
+}
+
+/// The value of `name` in `vars` when it is set and not blank.
+fn var<'a>(vars: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    vars.iter()
+        .find(|(key, value)| key == name && !value.trim().is_empty())
+        .map(|(_, value)| value.as_str())
+}
+
+/// The region the SDK's default chain finds in the environment, which it reads first:
+/// `AWS_REGION`, else `AWS_DEFAULT_REGION`.
+fn env_region(vars: &[(String, String)]) -> Option<&str> {
+    var(vars, "AWS_REGION").or_else(|| var(vars, "AWS_DEFAULT_REGION"))
+}
+
 impl TrustRoots {
     /// The roots for a process with these environment variables: `SESSION_TLS_ROOTS` when
-    /// set; otherwise [`Amazon`](Self::Amazon) when the SDK will call AWS's own endpoints in
+    /// set (and not blank); otherwise [`Amazon`](Self::Amazon) when the SDK will call AWS's own endpoints in
     /// the commercial partition (no `AWS_ENDPOINT_URL*` variable, and `AWS_REGION` or
     /// `AWS_DEFAULT_REGION` names such a region), [`System`](Self::System) in every other
     /// case, so that an endpoint whose certificate another authority signed keeps working.
@@ -83,27 +108,23 @@ impl TrustRoots {
     pub fn for_env(
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, InvalidTrustRoots> {
-        let mut region = None;
-        let mut default_region = None;
-        let mut endpoint_override = false;
-        for (name, value) in vars {
-            match name.as_str() {
-                TRUST_ROOTS_VARIABLE => {
-                    return match value.trim().to_ascii_lowercase().as_str() {
-                        "amazon" => Ok(Self::Amazon),
-                        "system" => Ok(Self::System),
-                        _ => Err(InvalidTrustRoots { value }),
-                    };
-                }
-                "AWS_REGION" => region = Some(value),
-                "AWS_DEFAULT_REGION" => default_region = Some(value),
-                _ if name.starts_with("AWS_ENDPOINT_URL") => endpoint_override = true,
-                _ => {}
-            }
+        Self::of(&vars.into_iter().collect::<Vec<_>>())
+    }
+
+    fn of(vars: &[(String, String)]) -> Result<Self, InvalidTrustRoots> {
+        if let Some(value) = var(vars, TRUST_ROOTS_VARIABLE) {
+            return match value.trim().to_ascii_lowercase().as_str() {
+                "amazon" => Ok(Self::Amazon),
+                "system" => Ok(Self::System),
+                _ => Err(InvalidTrustRoots {
+                    value: value.to_string(),
+                }),
+            };
         }
-        let commercial = region
-            .or(default_region)
-            .is_some_and(|region| in_commercial_partition(&region));
+        let endpoint_override = vars
+            .iter()
+            .any(|(name, value)| name.starts_with("AWS_ENDPOINT_URL") && !value.trim().is_empty());
+        let commercial = env_region(vars).is_some_and(in_commercial_partition);
         Ok(if commercial && !endpoint_override {
             Self::Amazon
         } else {
@@ -166,19 +187,14 @@ pub async fn load(
     vars: impl IntoIterator<Item = (String, String)>,
 ) -> Result<SdkConfig, InvalidTrustRoots> {
     let vars: Vec<(String, String)> = vars.into_iter().collect();
-    let roots = TrustRoots::for_env(vars.iter().cloned())?;
+    let roots = TrustRoots::of(&vars)?;
     tracing::debug!(?roots, "TLS roots for AWS calls");
-    let set = |name: &str| {
-        vars.iter()
-            .find(|(key, value)| key == name && !value.trim().is_empty())
-            .map(|(_, value)| value.clone())
-    };
     let mut loader =
         aws_config::defaults(BehaviorVersion::latest()).http_client(roots.http_client());
-    if let Some(region) = set("AWS_REGION").or_else(|| set("AWS_DEFAULT_REGION")) {
-        loader = loader.region(Region::new(region));
+    if let Some(region) = env_region(&vars) {
+        loader = loader.region(Region::new(region.to_string()));
     }
-    if set("AWS_ACCESS_KEY_ID").is_some() && set("AWS_SECRET_ACCESS_KEY").is_some() {
+    if var(&vars, "AWS_ACCESS_KEY_ID").is_some() && var(&vars, "AWS_SECRET_ACCESS_KEY").is_some() {
         loader = loader.credentials_provider(EnvironmentVariableCredentialsProvider::new());
     }
     Ok(loader.load().await)
@@ -190,6 +206,11 @@ mod tests {
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
     use sha2::{Digest, Sha256};
+
+    /// Which credentials provider a loaded configuration holds, by its name.
+    fn credentials_of(config: &SdkConfig) -> String {
+        format!("{:?}", config.credentials_provider().unwrap())
+    }
 
     fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
         vars.iter()
@@ -235,6 +256,9 @@ mod tests {
         }
         let roots = TrustRoots::for_env(env(&[("AWS_DEFAULT_REGION", "ca-west-1")])).unwrap();
         assert_eq!(roots, TrustRoots::Amazon);
+        // As the SDK's chain reads them: a blank AWS_REGION leaves AWS_DEFAULT_REGION.
+        let blank = env(&[("AWS_REGION", " "), ("AWS_DEFAULT_REGION", "ca-west-1")]);
+        assert_eq!(TrustRoots::for_env(blank).unwrap(), TrustRoots::Amazon);
     }
 
     #[test]
@@ -281,7 +305,7 @@ mod tests {
         ]);
         let config = load(lambda).await.unwrap();
         assert_eq!(config.region().map(|r| r.as_ref()), Some("eu-west-1"));
-        let provider = format!("{:?}", config.credentials_provider().unwrap());
+        let provider = credentials_of(&config);
         assert!(
             provider.contains("EnvironmentVariableCredentialsProvider"),
             "{provider}"
@@ -293,7 +317,7 @@ mod tests {
         ]);
         let config = load(preferred).await.unwrap();
         assert_eq!(config.region().map(|r| r.as_ref()), Some("us-east-2"));
-        let provider = format!("{:?}", config.credentials_provider().unwrap());
+        let provider = credentials_of(&config);
         assert!(
             provider.contains("DefaultCredentialsChain"),
             "no keys: {provider}"
@@ -305,7 +329,7 @@ mod tests {
             ("AWS_SECRET_ACCESS_KEY", " "),
         ]);
         let config = load(empty_secret).await.unwrap();
-        let provider = format!("{:?}", config.credentials_provider().unwrap());
+        let provider = credentials_of(&config);
         assert!(
             provider.contains("DefaultCredentialsChain"),
             "empty secret: {provider}"
@@ -324,11 +348,29 @@ mod tests {
             (TRUST_ROOTS_VARIABLE, "system"),
         ]);
         assert_eq!(TrustRoots::for_env(vars).unwrap(), TrustRoots::System);
+        let blank = env(&[("AWS_REGION", "us-east-1"), (TRUST_ROOTS_VARIABLE, " ")]);
+        assert_eq!(
+            TrustRoots::for_env(blank).unwrap(),
+            TrustRoots::Amazon,
+            "blank is unset"
+        );
         let error = TrustRoots::for_env(env(&[(TRUST_ROOTS_VARIABLE, "webpki")])).unwrap_err();
         assert_eq!(error.value, "webpki");
         assert_eq!(
             error.to_string(),
             "SESSION_TLS_ROOTS=\"webpki\": expected \"amazon\" or \"system\""
         );
+        match error.into_library_error() {
+            crate::Error::InvalidConfig {
+                origin,
+                value,
+                reason,
+            } => assert_eq!(
+                (origin.as_str(), value.as_str(), reason.as_str()),
+                (TRUST_ROOTS_VARIABLE, "webpki", EXPECTED),
+                "the library's error names the variable, as SessionStore::from_env returns it"
+            ),
+            other => panic!("not InvalidConfig: {other:?}"),
+        }
     }
 }

@@ -199,14 +199,9 @@ impl SessionStore {
     pub async fn from_env() -> Result<Self> {
         let mut config = Config::from_env()?;
         if config.dynamo_db_client.is_none() {
-            let aws =
-                crate::sdk::load(std::env::vars())
-                    .await
-                    .map_err(|e| Error::InvalidConfig {
-                        value: e.value.clone(),
-                        origin: crate::sdk::TRUST_ROOTS_VARIABLE.to_string(),
-                        reason: "expected \"amazon\" or \"system\"".to_string(),
-                    })?;
+            let aws = crate::sdk::load(std::env::vars())
+                .await
+                .map_err(crate::sdk::InvalidTrustRoots::into_library_error)?;
             config.dynamo_db_client = Some(Client::new(&aws));
         }
         SessionStore::new(config)

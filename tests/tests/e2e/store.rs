@@ -284,14 +284,7 @@ async fn the_functions_http_client_carries_the_calls_on_either_trust_store() {
                 .build(),
         );
         let table = TestTable::new(&format!("trust_roots_{roots:?}")).await;
-        let store = SessionStore::new(
-            table
-                .config()
-                .dynamo_db_client(client)
-                .build()
-                .expect("valid config"),
-        )
-        .unwrap();
+        let store = table.store(|c| c.dynamo_db_client(client));
         let (id, _) = store
             .create(&data(json!({"roots": format!("{roots:?}")})))
             .await
